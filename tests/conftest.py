@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "official"
+
+# Tiny CycleGAN used by engine tests: fast on 2 CPU cores.
+TINY_CYCLEGAN = ["model.name=cyclegan", "model.ngf=8", "model.ndf=8", "model.n_blocks=2",
+                 "data.load_size=36", "data.crop_size=32", "data.num_workers=0", "train.batch_size=2",
+                 "train.device=cpu", "train.log_every=1", "train.sample_every=100", "train.checkpoint_every=100"]
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    from unpaired.data import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("synth"), size=32, n_train=8, n_test=4, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield

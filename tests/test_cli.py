@@ -1,0 +1,129 @@
+"""The command line as a user runs it: real subprocesses, tiny settings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, TINY_CYCLEGAN
+
+
+def unpaired(*args, cwd=None, ok=True):
+    proc = subprocess.run([sys.executable, "-m", "unpaired", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=600)
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"unpaired {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def sets(*pairs):
+    out = []
+    for p in pairs:
+        out += ["--set", p]
+    return out
+
+
+def mixed_images(folder: Path) -> dict:
+    """Inputs of odd sizes and modes -> their expected output size."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sizes = {}
+    specs = [("wide.jpg", (45, 30), "RGB"), ("square.png", (64, 64), "RGB"), ("odd.bmp", (33, 17), "L"),
+             ("alpha.png", (21, 50), "RGBA"), ("tiny.webp", (5, 7), "RGB")]
+    for name, (w, h), mode in specs:
+        channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+        array = rng.integers(0, 255, size=(h, w, channels), dtype=np.uint8).squeeze()
+        Image.fromarray(array, mode=mode).save(folder / name)
+        sizes[Path(name).stem] = (w, h)
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data, run = root / "data", root / "run"
+    unpaired("data", "synth", data, "--size", 32, "--n-train", 6, "--n-test", 3)
+    unpaired("train", "quick", "--data", data, "--out", run, "--no-progress",
+             *sets(*TINY_CYCLEGAN, "train.steps=2"))
+    return root, data, run
+
+
+def test_train_writes_a_run_folder(trained_run):
+    _, _, run = trained_run
+    for name in ("config.yaml", "log.txt", "stats.jsonl", "checkpoints/step_0000002.pt",
+                 "generators/AtoB.safetensors", "generators/BtoA.json", "samples/step_0000002.png"):
+        assert (run / name).exists(), name
+
+
+def test_translate_any_size_one_direction(trained_run):
+    root, _, run = trained_run
+    sizes = mixed_images(root / "mixed")
+    out = root / "out"
+    proc = unpaired("translate", "--checkpoint", run, "--input", root / "mixed", "--output", out,
+                    "--direction", "BtoA", "--batch-size", 2)
+    assert "translated 5 image(s)" in proc.stdout
+    for stem, size in sizes.items():
+        assert Image.open(out / f"{stem}.png").size == size
+
+
+def test_translate_globs_and_overview(trained_run):
+    root, data, run = trained_run
+    out = root / "out_glob"
+    unpaired("translate", "--checkpoint", run, "--input", f"{data}/testA/*.png", "--output", out,
+             "--overview", out / "overview.png")
+    assert len(list(out.glob("*.png"))) == 3 + 1
+    assert Image.open(out / "overview.png").size[0] > 3 * 96
+
+
+def test_translate_reports_unreadable_inputs(trained_run, tmp_path):
+    root, _, run = trained_run
+    (tmp_path / "good.png").write_bytes((root / "data" / "testA" / "0000.png").read_bytes())
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    proc = unpaired("translate", "--checkpoint", run, "--input", tmp_path, "--output", tmp_path / "o", ok=False)
+    assert proc.returncode == 2 and "broken.png" in proc.stderr
+    assert not (tmp_path / "o" / "good.png").exists()
+
+
+def test_dry_run_and_help():
+    proc = unpaired("train", "quick", "--dry-run", "--set", "train.steps=9")
+    assert "steps: 9" in proc.stdout
+    proc = unpaired("train", "--help")
+    assert "quick" in proc.stdout and "presets" in proc.stdout
+
+
+def test_config_error_exit_code():
+    proc = unpaired("train", "quick", "--dry-run", "--set", "train.stepz=3", ok=False)
+    assert proc.returncode == 2 and "train.stepz" in proc.stderr and "train.steps" in proc.stderr
+
+
+def test_existing_run_needs_resume(trained_run):
+    _, data, run = trained_run
+    proc = unpaired("train", "quick", "--data", data, "--out", run, *sets(*TINY_CYCLEGAN), ok=False)
+    assert proc.returncode == 2 and "--resume" in proc.stderr
+
+
+def test_data_check_lists_bad_files(tmp_path):
+    folder = tmp_path / "trainA"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "ok.png")
+    (folder / "notes.txt").write_text("hello")
+    (folder / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    proc = unpaired("data", "check", tmp_path, ok=False)
+    assert proc.returncode == 1
+    assert "notes.txt" in proc.stdout and "cut.jpg" in proc.stdout and "ok.png" not in proc.stdout
+
+
+def test_training_refuses_bad_files_up_front(tmp_path):
+    data = tmp_path / "data"
+    unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 2)
+    (data / "trainB" / "zz_broken.png").write_bytes(b"garbage")
+    proc = unpaired("train", "quick", "--data", data, "--out", tmp_path / "run", *sets(*TINY_CYCLEGAN, "train.steps=1"),
+                    ok=False)
+    assert proc.returncode == 1 and "zz_broken.png" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    proc = unpaired("train", "quick", "--data", data, "--out", tmp_path / "run", "--no-progress",
+                    *sets(*TINY_CYCLEGAN, "train.steps=1", "data.skip_bad_files=true"))
+    assert "zz_broken.png" in proc.stderr  # the warning names it

@@ -1,0 +1,231 @@
+"""The ``unpaired`` command: parse arguments, validate, call one function. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# train
+
+
+def cmd_train(args) -> int:
+    from .config import read_preset, resolve
+
+    run_dir = Path(args.out) if args.out else None
+    if args.resume:
+        if run_dir is None:
+            raise CLIError("--resume needs --out RUN (the run folder to continue)")
+        saved = run_dir / "config.yaml"
+        if not saved.exists():
+            raise CLIError(f"--resume: {saved} not found; is {run_dir} a run folder?")
+        preset = read_preset(str(saved))
+    else:
+        if not args.preset:
+            raise CLIError("name a preset or YAML file, e.g. `unpaired train quick --data DIR` (see --help)")
+        preset = read_preset(args.preset)
+    overrides = list(args.set or [])
+    if args.data:
+        overrides.append(f"data.root={args.data}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = resolve(preset, overrides)
+    if args.dry_run:
+        print(cfg.to_yaml(), end="")
+        return 0
+    if run_dir is None:
+        run_dir = Path("runs") / Path(args.preset).stem
+    if not args.resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise CLIError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another --out")
+
+    from .training.trainer import Trainer
+
+    trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    last = trainer.fit()
+    print(f"trained {trainer.step} steps; run folder {run_dir} (last checkpoint {last})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# translate
+
+
+def cmd_translate(args) -> int:
+    from .data import check_files
+    from .inference import Translator, expand_inputs
+
+    paths = expand_inputs(args.input)
+    problems = check_files(paths)
+    if problems:
+        raise CLIError("cannot read these inputs:\n" + "\n".join(f"  {p}: {why}" for p, why in problems))
+    stems = {}
+    for p in paths:
+        if p.stem in stems and stems[p.stem] != p:
+            raise CLIError(f"two inputs would both be written as {p.stem}.png: {stems[p.stem]} and {p}")
+        stems[p.stem] = p
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    translator = Translator.load(args.checkpoint, device=args.device or "cpu", directions=(args.direction,))
+    n, kept = 0, []
+    for path, result in zip(paths, translator.translate_files(paths, args.direction, args.batch_size)):
+        result.image.save(out / f"{path.stem}.png")
+        if args.overview and len(kept) < 24:
+            kept.append(result)
+        if args.save_attention and result.attention is not None:
+            if result.masks is not None and result.masks.shape[0] > 1:
+                for k, mask in enumerate(result.masks, start=1):
+                    _grey(mask).save(out / f"{path.stem}_attention_{k}.png")
+            _grey(result.attention).save(out / f"{path.stem}_attention.png")
+        n += 1
+    print(f"translated {n} image(s) {args.direction} into {out}")
+    if args.overview:
+        from .visualize import overview
+
+        Path(args.overview).parent.mkdir(parents=True, exist_ok=True)
+        overview(paths, kept).save(args.overview)
+        print(f"overview (input | translation | attention | true mask): {args.overview}")
+    return 0
+
+
+def _grey(array):
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8), mode="L")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# data
+
+
+def cmd_data(args) -> int:
+    if args.data_command == "synth":
+        from .data import make_synthetic
+
+        root = make_synthetic(args.dir, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+        print(f"wrote a synthetic two-domain set with masks to {root}")
+        return 0
+    if args.data_command == "check":
+        from .data import check_dataset
+
+        report = check_dataset(args.dir)
+        bad = [(p, why) for items in report.values() for p, why in items]
+        for p, why in bad:
+            print(f"{p}: {why}")
+        if bad:
+            print(f"{len(bad)} problem(s) in {args.dir}")
+            return 1
+        print(f"{args.dir}: every image is usable")
+        return 0
+    raise CLIError(f"unknown data command {args.data_command!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# import
+
+
+def cmd_import(args) -> int:
+    from .compat import import_checkpoint
+
+    run = import_checkpoint(args.format, [Path(p) for p in args.input], Path(args.out))
+    print(f"imported {args.format} checkpoint into run folder {args.out} ({run})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .config import preset_summaries
+
+    parser = argparse.ArgumentParser(
+        prog="unpaired", description="Unpaired image-to-image translation with attention.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  unpaired data synth data/synth\n  unpaired train quick --data data/synth --out runs/quick\n"
+               "  unpaired translate --checkpoint runs/quick --input data/synth/testA --output out/ --save-attention")
+    parser.add_argument("--version", action="version", version=f"unpaired {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    presets = "\n".join(f"  {k:<28} {v}" for k, v in preset_summaries().items())
+    p = sub.add_parser("train", help="train a model", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a model from a preset (or a YAML file) on a CycleGAN-layout folder.",
+                       epilog=f"presets:\n{presets}\n\nexample:\n  unpaired train quick --data data/synth "
+                              f"--set train.steps=500 --set model.ngf=32")
+    p.add_argument("preset", nargs="?", help="preset name or YAML file (optional with --resume)")
+    p.add_argument("--data", help="dataset folder with trainA/ trainB/ (testA/ testB/ for samples)")
+    p.add_argument("--out", help="run folder (default: runs/<preset>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. train.lr=1e-4")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (same as --set train.device=...)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("translate", help="translate images with a trained model")
+    p.add_argument("--checkpoint", required=True, help="run folder, generator .safetensors or step_N.pt")
+    p.add_argument("--input", required=True, nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--output", required=True, help="output folder (images named <stem>.png after their input)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--save-attention", action="store_true",
+                   help="also write <stem>_attention.png (and each mask as <stem>_attention_<k>.png)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--overview", metavar="PNG", help="also write a contact sheet of the first 24 results")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("data", help="make or check datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    s = dsub.add_parser("synth", help="write the synthetic two-domain set with ground-truth masks")
+    s.add_argument("dir")
+    s.add_argument("--size", type=int, default=64)
+    s.add_argument("--n-train", type=int, default=200)
+    s.add_argument("--n-test", type=int, default=30)
+    s.add_argument("--seed", type=int, default=0)
+    c = dsub.add_parser("check", help="list every file of a dataset that cannot be used, with the reason")
+    c.add_argument("dir")
+    p.set_defaults(func=cmd_data)
+
+    from .compat import FORMAT_HELP
+
+    p = sub.add_parser("import", help="turn an official checkpoint into a run folder",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="formats:\n" + "\n".join(f"  {k:<18} {v}" for k, v in FORMAT_HELP.items()))
+    p.add_argument("--format", required=True, choices=sorted(FORMAT_HELP))
+    p.add_argument("--input", required=True, nargs="+", help="the official file(s)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.set_defaults(func=cmd_import)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    from .config import ConfigError
+
+    try:
+        return args.func(args)
+    except (CLIError, ConfigError, FileNotFoundError) as e:
+        print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # clear one-line messages for the errors users cause; tracebacks for bugs
+        from .data import BadImageError
+        from .training.trainer import NonFiniteLossError
+
+        if isinstance(e, (BadImageError, NonFiniteLossError)):
+            print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
+            return 1
+        raise

@@ -1,0 +1,234 @@
+"""``Translator``: load a trained generator once, translate images of any size, return attention maps.
+
+Sources: a run folder (``generators/{direction}.safetensors`` + ``.json``, written by training and by
+``unpaired import``), a single generator ``.safetensors`` file with its ``.json`` beside it, or a
+training checkpoint ``checkpoints/step_N.pt``.
+
+Any size: the image is reflection-padded up to the multiple the network needs (4 for the ResNet
+generators) and the result cropped back. Generators tied to one size (U-GAT-IT full) get the image
+resized to that size and the result resized back.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .models.base import DIRECTIONS, GeneratorOutput, normalise_heatmap
+
+ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
+
+
+@dataclass
+class Translation:
+    """One translated image. ``masks``: K×H×W float32 in [0, 1] (AttentionGAN; last = background in
+    Scheme II) or None; ``attention``: H×W float32 in [0, 1], the foreground union (1 − background mask),
+    Scheme I's mask, or U-GAT-IT's heatmap scaled to [0, 1] and resized to the image; None without."""
+
+    image: Image.Image
+    masks: Optional[np.ndarray] = None
+    attention: Optional[np.ndarray] = None
+    source: Optional[str] = None
+
+    def overlay(self, alpha: float = 0.5) -> Optional[Image.Image]:
+        """The attention as a red overlay on the translated image."""
+        if self.attention is None:
+            return None
+        base = np.asarray(self.image, dtype=np.float32)
+        red = np.zeros_like(base)
+        red[..., 0] = 255
+        a = (alpha * self.attention)[..., None]
+        return Image.fromarray((base * (1 - a) + red * a).astype(np.uint8))
+
+
+class Translator:
+    def __init__(self, generators: Dict[str, torch.nn.Module], meta: Dict[str, dict], device="cpu"):
+        self.generators, self.meta, self.device = generators, meta, torch.device(device)
+
+    @classmethod
+    def load(cls, source: Union[str, Path], device: str = "cpu",
+             directions: Sequence[str] = DIRECTIONS) -> "Translator":
+        from .training.checkpoint import latest_checkpoint, load_generator
+
+        source = Path(source)
+        if not source.exists():
+            raise FileNotFoundError(f"{source}: no such run folder or checkpoint file")
+        generators, meta = {}, {}
+        if source.is_dir():
+            for direction in directions:
+                weights = source / "generators" / f"{direction}.safetensors"
+                if weights.exists():
+                    generators[direction], meta[direction] = load_generator(weights, device)
+            if not generators:
+                last = latest_checkpoint(source)
+                if last is None:
+                    raise FileNotFoundError(f"{source}: no generators/*.safetensors and no checkpoints/step_*.pt")
+                return cls.load(last, device, directions)
+        elif source.suffix == ".safetensors":
+            module, info = load_generator(source, device)
+            generators[info.get("direction", "AtoB")], meta[info.get("direction", "AtoB")] = module, info
+        elif source.suffix == ".pt":
+            generators, meta = _generators_from_training_state(source, device, directions)
+        else:
+            raise ValueError(f"{source}: expected a run folder, a .safetensors generator or a step_N.pt checkpoint")
+        return cls(generators, meta, device)
+
+    def generator(self, direction: str = "AtoB") -> torch.nn.Module:
+        if direction not in self.generators:
+            raise KeyError(f"direction {direction!r} not available; this checkpoint has {', '.join(self.generators)}")
+        return self.generators[direction]
+
+    @torch.no_grad()
+    def translate(self, image: ImageLike, direction: str = "AtoB") -> Translation:
+        return self.translate_batch([image], direction)[0]
+
+    @torch.no_grad()
+    def translate_batch(self, images: Sequence[ImageLike], direction: str = "AtoB") -> List[Translation]:
+        """Translate images (batched where sizes agree); outputs have each input's own size."""
+        generator = self.generator(direction)
+        tensors, sources = zip(*[_as_tensor(im) for im in images]) if images else ((), ())
+        results: List[Optional[Translation]] = [None] * len(tensors)
+        groups: Dict[Tuple[int, int], List[int]] = {}
+        for i, t in enumerate(tensors):
+            groups.setdefault(tuple(t.shape[-2:]), []).append(i)
+        for size, idx in groups.items():
+            batch = torch.stack([tensors[i] for i in idx]).to(self.device)
+            out = run_any_size(generator, batch)
+            for j, i in enumerate(idx):
+                results[i] = _to_translation(out, j, size, sources[i])
+        return results
+
+    def translate_files(self, paths: Iterable[Path], direction: str = "AtoB",
+                        batch_size: int = 8) -> Iterator[Translation]:
+        from .data import load_rgb
+
+        paths = list(paths)
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            yield from self.translate_batch([_Named(load_rgb(p), str(p)) for p in chunk], direction)
+
+
+def load_model(source: Union[str, Path], direction: str = "AtoB", device: str = "cpu") -> torch.nn.Module:
+    """The generator for ``direction`` (a module returning ``GeneratorOutput``)."""
+    return Translator.load(source, device, directions=(direction,)).generator(direction)
+
+
+def run_any_size(generator: torch.nn.Module, batch: torch.Tensor) -> GeneratorOutput:
+    """Run ``generator`` on N×3×H×W of any H, W: pad to its size multiple (or resize to its fixed size)
+    and crop (or resize) the outputs back."""
+    h, w = batch.shape[-2:]
+    fixed = getattr(generator, "fixed_size", None)
+    if fixed:
+        out = generator(F.interpolate(batch, size=(fixed, fixed), mode="bilinear", align_corners=False))
+        return _map_spatial(out, lambda x: F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False))
+    m = getattr(generator, "size_multiple", 1)
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
+    out = generator(batch)
+    if ph or pw:
+        out = _map_spatial(out, lambda x: x[..., :h, :w])
+    return out
+
+
+def _map_spatial(out: GeneratorOutput, fn) -> GeneratorOutput:
+    return GeneratorOutput(image=fn(out.image), attention=None if out.attention is None else fn(out.attention),
+                           content=None if out.content is None else fn(out.content),
+                           cam_logit=out.cam_logit, heatmap=out.heatmap)
+
+
+def _to_translation(out: GeneratorOutput, j: int, size, source) -> Translation:
+    from .data import to_pil
+
+    image = to_pil(out.image[j].float().cpu())
+    masks = attention = None
+    if out.attention is not None:
+        masks = out.attention[j].float().cpu().numpy()
+        attention = out.foreground()[j, 0].float().cpu().numpy()
+    elif out.heatmap is not None:
+        attention = normalise_heatmap(out.heatmap[j:j + 1], size)[0, 0].cpu().numpy()
+    return Translation(image=image, masks=masks, attention=attention, source=source)
+
+
+class _Named:
+    def __init__(self, image, name):
+        self.image, self.name = image, name
+
+
+def _as_tensor(image) -> Tuple[torch.Tensor, Optional[str]]:
+    """PIL image, H×W×3 uint8 array, 3×H×W tensor in [-1, 1], or a path -> (3×H×W in [-1, 1], name)."""
+    from .data import load_rgb, to_tensor
+
+    name = None
+    if isinstance(image, _Named):
+        image, name = image.image, image.name
+    if isinstance(image, (str, Path)):
+        name, image = str(image), load_rgb(image)
+    if isinstance(image, Image.Image):
+        return to_tensor(image.convert("RGB")), name
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        if image.dtype != np.uint8:
+            raise TypeError("numpy images must be H×W×3 uint8")
+        return to_tensor(Image.fromarray(image[..., :3])), name
+    if torch.is_tensor(image):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise TypeError(f"tensor images must be 3×H×W in [-1, 1], got shape {tuple(image.shape)}")
+        return image.float(), name
+    raise TypeError(f"cannot translate a {type(image).__name__}")
+
+
+def _generators_from_training_state(path: Path, device, directions):
+    import dataclasses
+
+    from .config import resolve
+    from .models import get_model
+    from .training.checkpoint import load_training_state
+
+    state = load_training_state(path)
+    cfg = resolve(state["config"])
+    spec = get_model(cfg.model_name)
+    generators, meta = {}, {}
+    for direction in directions:
+        prefix = f"generators.{direction}."
+        weights = {k[len(prefix):]: v for k, v in state["method"].items() if k.startswith(prefix)}
+        if not weights:
+            continue
+        module = spec.build_generator(cfg.model)
+        module.load_state_dict(weights)
+        generators[direction] = module.to(device).eval()
+        meta[direction] = {"model": cfg.model_name, "args": dataclasses.asdict(cfg.model), "direction": direction,
+                           "step": state["step"], "crop_size": cfg.data.crop_size}
+    return generators, meta
+
+
+def expand_inputs(patterns: Sequence[str]) -> List[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths, in the order given."""
+    from .data import IMAGE_EXTENSIONS, list_images
+
+    out: List[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise FileNotFoundError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            out += found
+        elif path.is_file():
+            out.append(path)
+        else:
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            matches = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            if not matches:
+                raise FileNotFoundError(f"--input {pattern}: no such file or folder, and no image matches it")
+            out += matches
+    return out

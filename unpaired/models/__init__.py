@@ -1,0 +1,56 @@
+"""The model registry: a name (the CLI's ``model.name``) -> how to build the method and its generator.
+
+Adding a model = one file in this package that defines its classes plus one ``register(ModelSpec(...))``
+call, and one import line at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List
+
+from torch import nn
+
+from .base import TranslationMethod
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    args: type  # dataclass of the model's own settings: the ``model.*`` config keys besides ``name``
+    build: Callable[[Any, Any], TranslationMethod]  # (args, loss weights) -> method with fresh weights
+    build_generator: Callable[[Any], nn.Module]  # args -> one generator (for inference)
+    summary: str
+    # settings this model needs unless the preset says otherwise: {"loss": {...}, "train": {...}}
+    defaults: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+
+MODELS: Dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    if not dataclasses.is_dataclass(spec.args):
+        raise TypeError(f"model {spec.name!r}: args must be a dataclass")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def list_models() -> List[str]:
+    return sorted(MODELS)
+
+
+def get_model(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
+
+
+def build_method(name: str, args: Any, loss_weights: Any) -> TranslationMethod:
+    return get_model(name).build(args, loss_weights)
+
+
+from . import cyclegan  # noqa: E402,F401  (registry lines: one per model file)

@@ -1,0 +1,128 @@
+"""What every model provides to the engine: output dataclasses, phases and the method base class.
+
+Vocabulary (CycleGAN's): domain A and domain B; generators keyed by direction, ``"AtoB"`` (paper G)
+and ``"BtoA"`` (paper F); discriminators keyed by the domain they judge, ``"A"`` (paper D_X) and ``"B"``
+(paper D_Y). Tensors inside losses are named ``real_A``, ``fake_B``, ``rec_A``, ``idt_A``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..nn.outputs import DiscriminatorOutput, GeneratorOutput
+
+__all__ = ["DIRECTIONS", "GeneratorOutput", "DiscriminatorOutput", "LossOutput", "StepContext", "Phase",
+           "TranslationMethod", "to_unit", "normalise_heatmap", "set_requires_grad"]
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+@dataclass
+class LossOutput:
+    """A phase's loss: the scalar to back-propagate and every named term, for logging."""
+
+    total: Tensor
+    terms: Dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """Handed to every phase of one training step.
+
+    batch: ``{"A": N×3×H×W, "B": N×3×H×W, ...}`` already on the device.
+    cache: whatever ``prepare`` or an earlier phase stored for later phases (e.g. the fakes).
+    pool:  ``pool(domain, images) -> images`` draws from the trainer's image history pool for a domain
+           (returns ``images`` unchanged when pooling is off).
+    step:  0-based index of this optimisation step.
+    """
+
+    batch: Dict[str, Tensor]
+    pool: Callable[[str, Tensor], Tensor]
+    step: int = 0
+    cache: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Phase:
+    """One optimiser update inside a training step.
+
+    name:      statistic prefix (``"G"``, ``"D"``).
+    optimizer: key into ``TranslationMethod.parameter_groups()``.
+    trainable: attribute names of the networks this phase updates (others are frozen while it runs).
+    loss:      ``loss(ctx) -> LossOutput``; a pure function of the networks and ``ctx``.
+    after_step: called after the optimiser step (U-GAT-IT clips rho here).
+    every:     run on steps where ``step % every == every - 1`` (n_critic for WGAN-GP generators).
+    """
+
+    name: str
+    optimizer: str
+    trainable: tuple
+    loss: Callable[[StepContext], LossOutput]
+    after_step: Optional[Callable[[], None]] = None
+    every: int = 1
+
+
+class TranslationMethod(nn.Module):
+    """A model: its networks as submodules and the phases that train them. No loop, no optimiser, no I/O.
+
+    Subclasses set ``self.generators`` (``nn.ModuleDict`` keyed by direction) and
+    ``self.discriminators`` (``nn.ModuleDict`` keyed by the judged domain), then implement ``phases``.
+    """
+
+    generators: nn.ModuleDict
+    discriminators: nn.ModuleDict
+    #: names of the domains whose fakes go through an image history pool
+    pooled_domains: tuple = ()
+
+    def parameter_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """Optimiser name -> parameters. The default: one Adam for all generators, one for all discriminators."""
+        return {"G": list(self.generators.parameters()), "D": list(self.discriminators.parameters())}
+
+    def phases(self) -> List[Phase]:
+        raise NotImplementedError
+
+    def prepare(self, ctx: StepContext) -> None:
+        """Run once per step before the phases, with every network trainable (e.g. the shared forward pass)."""
+
+    def translate(self, images: Tensor, direction: str) -> GeneratorOutput:
+        return self.generators[direction](images)
+
+    @torch.no_grad()
+    def visuals(self, real_A: Tensor, real_B: Tensor) -> List[Dict[str, Tensor]]:
+        """Rows of a sample grid, one dict per direction: name -> N×3×H×W in [0, 1]."""
+        rows = []
+        for direction, real, back in (("AtoB", real_A, "BtoA"), ("BtoA", real_B, "AtoB")):
+            out = self.translate(real, direction)
+            rec = self.translate(out.image, back)
+            row = {"real": to_unit(real), "fake": to_unit(out.image), "rec": to_unit(rec.image)}
+            fg = out.foreground()
+            if fg is not None:
+                row["attention"] = fg.expand(-1, 3, -1, -1)
+            elif out.heatmap is not None:
+                row["heatmap"] = normalise_heatmap(out.heatmap, real.shape[-2:]).expand(-1, 3, -1, -1)
+            rows.append(row)
+        return rows
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return (images.float().clamp(-1, 1) + 1) / 2
+
+
+def normalise_heatmap(heatmap: Tensor, size) -> Tensor:
+    """Per-image min-max scaling of an N×1×h×w heatmap to [0, 1], resized (bilinear) to ``size``."""
+    heatmap = heatmap.float()
+    lo = heatmap.amin(dim=(1, 2, 3), keepdim=True)
+    hi = heatmap.amax(dim=(1, 2, 3), keepdim=True)
+    heatmap = (heatmap - lo) / (hi - lo).clamp_min(1e-8)
+    return nn.functional.interpolate(heatmap, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def set_requires_grad(modules, flag: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(flag)

@@ -1,0 +1,1 @@
+"""Layers shared by the models. Imports torch only; constructors take plain keyword arguments."""

@@ -1,0 +1,97 @@
+"""Building blocks of the ResNet generators and PatchGAN discriminators (CycleGAN, AttentionGAN)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .outputs import DiscriminatorOutput
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """``instance``: InstanceNorm2d without affine or running stats (CycleGAN's default);
+    ``batch``: BatchNorm2d with affine and running stats; ``none``: identity."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose instance, batch or none")
+
+
+class ConvNormReLU(nn.Sequential):
+    """Conv (optionally reflection-padded) → norm → ReLU; ``transposed`` doubles the size instead."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, padding: int = 0,
+                 reflect: bool = False, norm: str = "instance", transposed: bool = False):
+        if transposed:
+            conv = nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=padding, output_padding=1)
+        else:
+            conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding,
+                             padding_mode="reflect" if reflect else "zeros")
+        super().__init__()
+        self.conv = conv
+        self.norm = make_norm(norm, out_ch)
+        self.act = nn.ReLU(inplace=True)
+
+
+class ResnetBlock(nn.Module):
+    """x + [reflect-pad, conv3×3, norm, ReLU, reflect-pad, conv3×3, norm](x)."""
+
+    def __init__(self, dim: int, norm: str = "instance", dropout: float = 0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 3, padding=1, padding_mode="reflect")
+        self.norm1 = make_norm(norm, dim)
+        self.act = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(dim, dim, 3, padding=1, padding_mode="reflect")
+        self.norm2 = make_norm(norm, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = self.dropout(self.act(self.norm1(self.conv1(x))))
+        return x + self.norm2(self.conv2(residual))
+
+
+class ResnetEncoder(nn.Sequential):
+    """c7s1-ngf, d2ngf, d4ngf, then ``n_blocks`` residual blocks: N×in×H×W -> N×4ngf×H/4×W/4."""
+
+    def __init__(self, in_ch: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
+                 dropout: float = 0.0):
+        super().__init__()
+        self.stem = ConvNormReLU(in_ch, ngf, 7, padding=3, reflect=True, norm=norm)
+        self.down1 = ConvNormReLU(ngf, 2 * ngf, 3, stride=2, padding=1, norm=norm)
+        self.down2 = ConvNormReLU(2 * ngf, 4 * ngf, 3, stride=2, padding=1, norm=norm)
+        self.blocks = nn.Sequential(*[ResnetBlock(4 * ngf, norm, dropout) for _ in range(n_blocks)])
+
+
+class ResnetDecoder(nn.Sequential):
+    """u2ngf, ungf (transposed convs), then a conv to ``out_ch`` (no activation): N×4ngf×h×w -> N×out×4h×4w.
+
+    ``head_kernel`` 7 is reflection-padded (CycleGAN's c7s1-3); 1 is a plain 1×1 conv (AttentionGAN's attention head).
+    """
+
+    def __init__(self, out_ch: int, ngf: int = 64, norm: str = "instance", head_kernel: int = 7):
+        super().__init__()
+        self.up1 = ConvNormReLU(4 * ngf, 2 * ngf, 3, stride=2, padding=1, norm=norm, transposed=True)
+        self.up2 = ConvNormReLU(2 * ngf, ngf, 3, stride=2, padding=1, norm=norm, transposed=True)
+        self.head = nn.Conv2d(ngf, out_ch, head_kernel, padding=head_kernel // 2,
+                              padding_mode="reflect" if head_kernel > 1 else "zeros")
+
+
+class PatchGANDiscriminator(nn.Module):
+    """CycleGAN's ``NLayerDiscriminator`` (70×70 PatchGAN for n_layers=3): a map of real/fake logits."""
+
+    def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
+        super().__init__()
+        layers = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for i in range(1, n_layers + 1):
+            prev, mult = mult, min(2 ** i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1),
+                       make_norm(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> DiscriminatorOutput:
+        return DiscriminatorOutput(logits=self.model(x))

@@ -1,0 +1,273 @@
+"""The one training loop. It knows no GAN mathematics: the model declares its networks, parameter groups
+and phases (``TranslationMethod``); the trainer does devices, seeds, Adam, the learning-rate schedule,
+image pools, mixed precision, statistics, samples and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from ..config import RunConfig
+from ..models import get_model
+from ..models.base import StepContext, set_requires_grad
+from ..nn.init import init_weights
+from . import checkpoint as ckpt
+from .pool import ImagePool
+from .samples import SampleWriter
+from .stats import StatsWriter, peak_memory_gb
+
+log = logging.getLogger("unpaired")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or Inf; training stopped without writing a checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name}: CUDA is not available on this machine; use cpu or auto")
+    return device
+
+
+def lr_factor(step: int, total: int, decay_fraction: float) -> float:
+    """Constant, then linear to 0 over the last ``decay_fraction`` of the steps (CycleGAN's ``linear``
+    policy with n_epochs = n_epochs_decay when 0.5; U-GAT-IT's decay from the halfway iteration)."""
+    decay_steps = int(round(total * decay_fraction))
+    if decay_steps == 0:
+        return 1.0
+    return 1.0 - max(0, step - (total - decay_steps)) / decay_steps
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        t = cfg.train
+        self.device = resolve_device(t.device)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _log_to_file(self.run_dir / "log.txt")
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(t.seed)
+
+        spec = get_model(cfg.model_name)
+        self.method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain).to(self.device)
+        self.optimizers = {
+            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+            for name, params in self.method.parameter_groups().items()
+        }
+        fp16 = t.precision == "fp16"
+        if fp16 and self.device.type != "cuda":
+            raise RuntimeError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
+        self.pools = {dom: ImagePool(t.pool_size, seed=t.seed * 1000 + i)
+                      for i, dom in enumerate(self.method.pooled_domains)}
+        self.step = 0
+        if resume:
+            self._resume()
+        else:
+            ckpt.atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
+        self._print_summary()
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _autocast(self):
+        p = self.cfg.train.precision
+        if p == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if p == "bf16" else torch.float16)
+
+    def _pool(self, domain: str, images: torch.Tensor) -> torch.Tensor:
+        return self.pools[domain](images) if domain in self.pools else images
+
+    def train_step(self, batch: Dict[str, torch.Tensor], stats: Optional[StatsWriter] = None) -> Dict[str, float]:
+        """One optimisation step: ``prepare`` then each due phase (zero grads, freeze the others, loss,
+        backward, optimiser step, post-step hook)."""
+        t = self.cfg.train
+        factor = lr_factor(self.step, t.steps, t.decay_fraction)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = t.lr * factor
+        ctx = StepContext(batch=batch, pool=self._pool, step=self.step)
+        networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
+        set_requires_grad(networks.values(), True)
+        with self._autocast():
+            self.method.prepare(ctx)
+        values = {"Progress/lr": t.lr * factor}
+        for phase in self.method.phases():
+            if self.step % phase.every != phase.every - 1:
+                continue
+            opt, scaler = self.optimizers[phase.optimizer], self.scalers[phase.optimizer]
+            opt.zero_grad(set_to_none=True)
+            for name, module in networks.items():
+                set_requires_grad([module], name in phase.trainable)
+            with self._autocast():
+                out = phase.loss(ctx)
+            if not torch.isfinite(out.total.detach()).item():
+                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
+                last = ckpt.latest_checkpoint(self.run_dir)
+                raise NonFiniteLossError(
+                    f"step {self.step + 1}: the {phase.name} loss is {float(out.total.detach())} ({terms}). Training stopped "
+                    f"before this step changed any checkpoint; last good checkpoint: {last or 'none yet'}. "
+                    f"Try a lower train.lr or train.precision=fp32.")
+            scaler.scale(out.total).backward()
+            scaler.step(opt)
+            scaler.update()
+            if phase.after_step is not None:
+                phase.after_step()
+            values[f"Loss/{phase.name}/total"] = float(out.total.detach())
+            for k, v in out.terms.items():
+                values[f"Loss/{phase.name}/{k}"] = float(v.detach())
+        set_requires_grad(networks.values(), True)
+        self.step += 1
+        if stats is not None:
+            for k, v in values.items():
+                stats.add(k, v)
+        return values
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def make_loader(self) -> DataLoader:
+        from ..data import EndlessSampler, TrainTransform, UnpairedFolders
+
+        d, t = self.cfg.data, self.cfg.train
+        if not d.root:
+            raise ValueError("no training data: pass --data DIR (a folder with trainA/ and trainB/) or set data.root")
+        dataset = UnpairedFolders(d.root, "train", TrainTransform(d.load_size, d.crop_size, d.flip, d.resize),
+                                  seed=t.seed, skip_bad_files=d.skip_bad_files)
+        return DataLoader(dataset, batch_size=t.batch_size, sampler=EndlessSampler(start=self.step * t.batch_size),
+                          num_workers=d.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
+                          persistent_workers=d.num_workers > 0)
+
+    def fit(self, until: Optional[int] = None) -> Path:
+        """Train until ``train.steps`` (or stop early after step ``until``, with a checkpoint there);
+        returns the last checkpoint's path."""
+        t = self.cfg.train
+        end = min(t.steps, until) if until else t.steps
+        if self.step >= end:
+            log.info("already trained %d of %d steps; nothing to do", self.step, t.steps)
+            return ckpt.latest_checkpoint(self.run_dir)
+        loader = self.make_loader()
+        samples = SampleWriter(self.run_dir, self.cfg, self.device)
+        stats = StatsWriter(self.run_dir)
+        bar = _progress(self.progress, total=t.steps, initial=self.step)
+        tick, tick_step = time.time(), self.step
+        last = None
+        try:
+            for batch in loader:
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+                values = self.train_step(batch, stats)
+                step = self.step
+                bar.update(1)
+                if step % t.log_every == 0 or step == t.steps:
+                    stats.add("Timing/sec_per_step", (time.time() - tick) / max(1, step - tick_step))
+                    mem = peak_memory_gb(self.device)
+                    if mem is not None:
+                        stats.add("Resources/peak_gpu_mem_gb", mem)
+                    tick, tick_step = time.time(), step
+                    means = stats.flush(step)
+                    bar.set_postfix_str(_short(means))
+                    log.info("step %d/%d %s", step, t.steps, _short(means, 8))
+                if step % t.sample_every == 0 or step == t.steps:
+                    grid = samples.write(self.method, step)
+                    stats.image("samples", grid, step)
+                if step % t.checkpoint_every == 0 or step == end:
+                    last = self.save()
+                if step >= end:
+                    break
+        finally:
+            bar.close()
+            stats.close()
+        return last
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "method": self.method.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "rng": ckpt.rng_state(),
+            "config": self.cfg.to_dict(),
+            "version": __version__,
+        }
+
+    def save(self) -> Path:
+        path = ckpt.checkpoint_path(self.run_dir, self.step)
+        ckpt.save_training_state(path, self.state_dict())
+        for direction, generator in self.method.generators.items():
+            ckpt.save_generator(self.run_dir / "generators", direction, generator, self.generator_meta(direction))
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_checkpoints)
+        log.info("saved %s", path)
+        return path
+
+    def generator_meta(self, direction: str) -> dict:
+        import dataclasses
+
+        return {"model": self.cfg.model_name, "args": dataclasses.asdict(self.cfg.model), "direction": direction,
+                "step": self.step, "crop_size": self.cfg.data.crop_size, "load_size": self.cfg.data.load_size,
+                "resize": self.cfg.data.resize, "version": __version__}
+
+    def _resume(self) -> None:
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            raise FileNotFoundError(f"--resume: {self.run_dir / 'checkpoints'} holds no checkpoint to resume from")
+        state = ckpt.load_training_state(path, map_location=self.device)
+        self.method.load_state_dict(state["method"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.scalers.items():
+            s.load_state_dict(state["scalers"][k])
+        for k, p in self.pools.items():
+            p.load_state_dict(state["pools"][k], device=self.device)
+        ckpt.set_rng_state({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in state["rng"].items()})
+        self.step = int(state["step"])
+        log.info("resumed from %s (step %d)", path, self.step)
+
+    def _print_summary(self) -> None:
+        for name in ("generators", "discriminators"):
+            for key, module in getattr(self.method, name).items():
+                n = sum(p.numel() for p in module.parameters())
+                log.info("%s[%s]: %s, %.2f M parameters", name, key, type(module).__name__, n / 1e6)
+        log.info("device %s, precision %s, run folder %s", self.device, self.cfg.train.precision, self.run_dir)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _short(means: Dict[str, float], n: int = 4) -> str:
+    keys = [k for k in means if k.startswith("Loss/") and k.endswith("/total")][:n]
+    return " ".join(f"{k.split('/')[1]}={means[k]:.3f}" for k in keys if not math.isnan(means[k]))
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+def _log_to_file(path: Path) -> None:
+    for h in list(log.handlers):  # one run folder at a time
+        if isinstance(h, logging.FileHandler):
+            log.removeHandler(h)
+            h.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
