@@ -140,6 +140,30 @@ def cmd_import(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# evaluate, export, demo: each lives in its own module
+
+
+def cmd_evaluate(args) -> int:
+    from .metrics.evaluate import run_evaluate
+
+    return run_evaluate(args)
+
+
+def cmd_export(args) -> int:
+    from .export import run_export
+
+    return run_export(args)
+
+
+def cmd_demo(args) -> int:
+    try:
+        from .demo import run_demo
+    except ImportError as e:
+        raise CLIError(f"the web demo needs gradio: pip install 'unpaired[demo]' ({e})") from None
+    return run_demo(args)
+
+
+# ----------------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +226,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, nargs="+", help="the official file(s)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("evaluate", help="score translations of a test split (FID, KID, attention/background)")
+    p.add_argument("--checkpoint", required=True, help="run folder (its newest generators) or checkpoint file")
+    p.add_argument("--data", required=True, help="dataset folder with testA/ testB/ (and *_masks/ for mask scores)")
+    p.add_argument("--split", default="test", help="split prefix: test -> testA/testB (default), train, ...")
+    p.add_argument("--direction", default="both", choices=["AtoB", "BtoA", "both"])
+    p.add_argument("--metrics", default="fid,kid", help="comma-separated: fid, kid, masks (default fid,kid)")
+    p.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="local file of the FID Inception weights (pt_inception-2015-12-05); "
+                        "or set UNPAIRED_INCEPTION_WEIGHTS")
+    p.add_argument("--feature-extractor", default="inception-v3-compat",
+                   help="torch-fidelity feature extractor name (default: the standard FID Inception)")
+    p.add_argument("--kid-subset-size", type=int, help="KID subset size (default: what the test set allows, <= 1000)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a generator to ONNX or TorchScript, checked against PyTorch")
+    p.add_argument("--checkpoint", required=True, help="run folder, generator .safetensors or step_N.pt")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--output", required=True, help="file to write (a JSON description is written beside it)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--size", type=int, help="example input size (default: the training crop size)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch|")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="serve a web demo of a trained model (needs the [demo] extra)")
+    p.add_argument("--checkpoint", required=True, help="run folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--data", help="dataset folder whose test images serve as examples (default: from the run)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

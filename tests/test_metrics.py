@@ -1,0 +1,98 @@
+"""FID/KID through torch-fidelity with the stand-in extractor, attention/background scores, `unpaired evaluate`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unpaired.metrics.fidelity import MissingWeightsError, fidelity_scores, inception_weights
+from unpaired.metrics.masks import mask_scores
+from unpaired.metrics.standin import TinyFeatureExtractor
+
+
+def smooth_images(n, seed, shift=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 3, 8, 8, generator=g)
+    images = torch.nn.functional.interpolate(base, size=(32, 32), mode="bilinear", align_corners=False)
+    return (images * 200 + shift).clamp(0, 255).to(torch.uint8)
+
+
+def direct_fid(f1, f2):
+    """Fréchet distance computed here, independently of torch-fidelity (float64, eigen-decomposition)."""
+    f1, f2 = f1.double(), f2.double()
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
+    vals, vecs = torch.linalg.eigh(s1)
+    root1 = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    inner = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp_min(0).sqrt().sum()
+    return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * inner)
+
+
+def features(images):
+    extractor = TinyFeatureExtractor("unpaired-tiny", ["64"])
+    with torch.no_grad():
+        return extractor(images)[0]
+
+
+def test_standin_fid_matches_direct_computation():
+    a, b = smooth_images(80, 0), smooth_images(80, 1, shift=40)
+    ours = fidelity_scores(a, b, feature_extractor="unpaired-tiny", kid=False)
+    assert ours["fid"] == pytest.approx(direct_fid(features(a), features(b)), rel=1e-3, abs=1e-6)
+
+
+def test_identical_sets_score_zero_and_shift_scores_more():
+    a = smooth_images(60, 0)
+    same = fidelity_scores(a, a.clone(), feature_extractor="unpaired-tiny")
+    assert abs(same["fid"]) < 1e-6 and abs(same["kid_x100"]) < 0.05
+    near = fidelity_scores(a, smooth_images(60, 1), feature_extractor="unpaired-tiny")
+    far = fidelity_scores(a, smooth_images(60, 1, shift=60), feature_extractor="unpaired-tiny")
+    assert far["fid"] > near["fid"] > 0 and far["kid_x100"] > near["kid_x100"]
+    assert near["kid_subset_size"] == 30 and near["kid_std_x100"] > 0
+
+
+def test_missing_inception_weights_say_where_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("UNPAIRED_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="inception-weights.*UNPAIRED_INCEPTION_WEIGHTS"):
+        inception_weights(None)
+    with pytest.raises(MissingWeightsError, match="no such file"):
+        inception_weights(str(tmp_path / "nope.pth"))
+    pickled = tmp_path / "code.pth"
+    torch.save({"f": np.float64}, pickled)  # needs unpickling of arbitrary objects: refused
+    with pytest.raises(MissingWeightsError, match="not a plain PyTorch state dict"):
+        inception_weights(str(pickled))
+
+
+def test_mask_scores_perfect_and_broken():
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:10, 4:10] = 1
+    y = x.clone()
+    y[:, :, 4:10, 4:10] = -x[:, :, 4:10, 4:10]
+    perfect = mask_scores(x, y, mask, predicted=mask, targets=y)
+    assert perfect["background_psnr"] >= 99 and perfect["background_ssim"] > 0.99
+    assert perfect["attention_iou"] == 1.0 and perfect["target_psnr"] >= 99 and perfect["foreground_change"] > 0.1
+    noisy = mask_scores(x, (y + 0.3 * torch.randn_like(y)).clamp(-1, 1), mask, predicted=1 - mask)
+    assert noisy["background_psnr"] < 25 and noisy["attention_iou"] == 0.0
+
+
+def test_evaluate_cli_smoke(tmp_path):
+    from test_cli import sets, unpaired
+
+    from conftest import TINY_CYCLEGAN
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 6)
+    unpaired("train", "quick", "--data", data, "--out", run, "--no-progress", *sets(*TINY_CYCLEGAN, "train.steps=1"))
+    proc = unpaired("evaluate", "--checkpoint", run, "--data", data, "--metrics", "fid,kid,masks",
+                    "--feature-extractor", "unpaired-tiny", "--json", tmp_path / "r.json")
+    assert "background_psnr" in proc.stdout
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["direction"] for r in rows] == ["AtoB", "BtoA"]
+    for r in rows:
+        assert r["n_source"] == 6 and r["step"] == 1 and r["fid"] >= 0 and "kid_std_x100" in r
+        assert 0 <= r["background_ssim"] <= 1 and "target_psnr" in r
+    assert json.loads((tmp_path / "r.json").read_text())[0]["direction"] == "AtoB"
+    proc = unpaired("evaluate", "--checkpoint", run, "--data", data, "--split", "val", ok=False)
+    assert proc.returncode == 2 and "valA" in proc.stderr

@@ -1,0 +1,152 @@
+"""``unpaired evaluate``: translate a split and score the translations against the target domain's real images.
+
+For direction AtoB the sources are ``DATA/{split}A`` and the reals ``DATA/{split}B`` (BtoA the other way).
+Images are resized to the generator's training size (as the official test scripts do), translated in
+batches without gradients, and scored; results are printed as a table, appended to ``RUN/metrics.jsonl``
+and optionally written to ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..models.base import normalise_heatmap
+
+KNOWN_METRICS = ("fid", "kid", "masks")
+
+
+def _load_split(folder: Path, size: Optional[int], resize: str = "bicubic") -> tuple:
+    from ..data import BadImageError, TestTransform, check_files, list_images, load_rgb, to_tensor
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: split folder not found")
+    paths = list_images(folder)
+    if not paths:
+        raise FileNotFoundError(f"{folder}: the split holds no images")
+    bad = check_files(paths)
+    if bad:
+        raise BadImageError("unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in bad))
+    transform = TestTransform(size, resize) if size else (lambda im: to_tensor(im))
+    return paths, torch.stack([transform(load_rgb(p)) for p in paths])
+
+
+def _load_masks(folder: Path, paths: Sequence[Path], size) -> Optional[torch.Tensor]:
+    import numpy as np
+    from PIL import Image
+
+    files = [folder / (p.stem + ".png") for p in paths]
+    if not folder.is_dir() or not all(f.exists() for f in files):
+        return None
+    masks = []
+    for f in files:
+        m = Image.open(f).convert("L").resize(size[::-1], Image.NEAREST)
+        masks.append(torch.from_numpy(np.asarray(m).copy()).float().div(255)[None])
+    return torch.stack(masks)
+
+
+@torch.no_grad()
+def translate_tensors(generator, images: torch.Tensor, batch_size: int, device) -> Dict[str, torch.Tensor]:
+    """Translated images and the predicted foreground (attention, or the heatmap scaled to [0, 1])."""
+    from ..inference import run_any_size
+
+    fakes, fgs = [], []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        out = run_any_size(generator, batch)
+        fakes.append(out.image.float().cpu())
+        fg = out.foreground()
+        if fg is None and out.heatmap is not None:
+            fg = normalise_heatmap(out.heatmap, batch.shape[-2:])
+        if fg is not None:
+            fgs.append(F.interpolate(fg.float(), size=batch.shape[-2:]).cpu() if fg.shape[-2:] != batch.shape[-2:]
+                       else fg.float().cpu())
+    return {"image": torch.cat(fakes), "foreground": torch.cat(fgs) if fgs else None}
+
+
+def evaluate(translator, data: Path, *, split: str = "test", directions: Sequence[str] = ("AtoB", "BtoA"),
+             metrics: Sequence[str] = ("fid", "kid"), feature_extractor: str = "inception-v3-compat",
+             inception_weights: Optional[str] = None, kid_subset_size: Optional[int] = None,
+             batch_size: int = 16, device: str = "cpu") -> List[Dict[str, object]]:
+    from .fidelity import cache_name, fidelity_scores, to_uint8
+
+    unknown = [m for m in metrics if m not in KNOWN_METRICS]
+    if unknown:
+        raise ValueError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(KNOWN_METRICS)}")
+    data = Path(data)
+    results = []
+    for direction in directions:
+        source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
+        generator = translator.generator(direction)
+        size = translator.meta.get(direction, {}).get("crop_size")
+        started = time.time()
+        src_paths, sources = _load_split(data / f"{split}{source}", size)
+        real_paths, reals = _load_split(data / f"{split}{target}", size)
+        out = translate_tensors(generator, sources, batch_size, device)
+        row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
+                                  "n_real": len(reals), "size": size}
+        if "fid" in metrics or "kid" in metrics:
+            row["feature_extractor"] = feature_extractor
+            row.update(fidelity_scores(
+                to_uint8(out["image"]), to_uint8(reals), fid="fid" in metrics, kid="kid" in metrics,
+                feature_extractor=feature_extractor, weights=inception_weights,
+                real_cache=cache_name(real_paths, size or 0, feature_extractor), kid_subset_size=kid_subset_size,
+                device=device))
+        if "masks" in metrics:
+            from .masks import mask_scores
+
+            masks = _load_masks(data / f"{split}{source}_masks", src_paths, tuple(sources.shape[-2:]))
+            if masks is None:
+                raise FileNotFoundError(f"--metrics masks: {data / f'{split}{source}_masks'} must hold a mask "
+                                        f"<stem>.png for every image of {data / f'{split}{source}'}")
+            paired = [data / f"{split}{target}" / p.name for p in src_paths]
+            targets = None
+            if all(p.exists() for p in paired) and [p.name for p in real_paths] == [p.name for p in src_paths]:
+                targets = reals
+            row.update(mask_scores(sources, out["image"], masks, out["foreground"], targets))
+        row["seconds"] = round(time.time() - started, 2)
+        results.append(row)
+    return results
+
+
+def format_table(results: List[Dict[str, object]]) -> str:
+    columns = ["direction", "n_source", "n_real", "fid", "kid_x100", "kid_std_x100", "background_psnr",
+               "background_ssim", "foreground_change", "attention_iou", "target_psnr", "seconds"]
+    columns = [c for c in columns if any(c in r for r in results)]
+
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [[fmt(r.get(c, "")) for c in columns] for r in results]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def run_evaluate(args) -> int:
+    from ..inference import Translator
+    from . import report
+
+    directions = ("AtoB", "BtoA") if args.direction == "both" else (args.direction,)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    translator = Translator.load(args.checkpoint, device=args.device, directions=directions)
+    results = evaluate(translator, Path(args.data), split=args.split, directions=directions, metrics=metrics,
+                       feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
+                       kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device)
+    print(format_table(results))
+    checkpoint = Path(args.checkpoint)
+    run_dir = checkpoint if checkpoint.is_dir() else None
+    step = max((m.get("step", 0) or 0) for m in translator.meta.values())
+    for row in results:
+        row.update(checkpoint=str(checkpoint), step=step, data=str(args.data))
+        if run_dir is not None:
+            report(run_dir, row)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0

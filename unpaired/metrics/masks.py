@@ -1,0 +1,75 @@
+"""Attention and background scores where ground-truth masks of the changed objects exist (the synthetic set).
+
+All images in [-1, 1] are compared in [0, 1] units. ``true_mask``: N×1×H×W, 1 = the object to change.
+* ``background_psnr`` / ``background_ssim``: input vs translation outside the mask (higher = background kept);
+  SSIM only where its 11×11 window does not reach into the mask.
+* ``foreground_change``: mean |translation − input| inside the mask (higher = the object did change).
+* ``attention_iou``: IoU of the predicted foreground (attention > 0.5, or the U-GAT-IT heatmap scaled to
+  [0, 1] and thresholded at 0.5) with the true mask.
+* ``target_psnr``: translation vs the paired ground-truth target inside the mask, where a paired target exists.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _unit(x: Tensor) -> Tensor:
+    return (x.float().clamp(-1, 1) + 1) / 2
+
+
+def masked_psnr(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:
+    """Per-image PSNR (dB, peak 1) over the pixels where ``weight`` is 1; N-vector."""
+    se = ((a - b) ** 2).mean(dim=1, keepdim=True) * weight
+    mse = se.sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp_min(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+SSIM_WINDOW = 11
+
+
+def ssim_map(a: Tensor, b: Tensor, window: int = SSIM_WINDOW, sigma: float = 1.5) -> Tensor:
+    """SSIM (Wang et al. 2004, Gaussian window, K1 0.01, K2 0.03, peak 1) per pixel, averaged over channels."""
+    coords = torch.arange(window, dtype=torch.float32) - window // 2
+    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    g = (g / g.sum()).to(a.device)
+    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, window, window)
+
+    def blur(x):
+        return F.conv2d(F.pad(x, [window // 2] * 4, mode="reflect"), kernel, groups=a.shape[1])
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean(dim=1, keepdim=True)
+
+
+def mask_scores(inputs: Tensor, outputs: Tensor, true_mask: Tensor, predicted: Optional[Tensor] = None,
+                targets: Optional[Tensor] = None) -> Dict[str, float]:
+    """Mean scores over the batch (see the module docstring)."""
+    x, y = _unit(inputs), _unit(outputs)
+    fg = (true_mask.float() > 0.5).float()
+    bg = 1.0 - fg
+    # SSIM looks at 11×11 windows: score it where the window does not reach into the object
+    far_bg = 1.0 - F.max_pool2d(fg, SSIM_WINDOW, stride=1, padding=SSIM_WINDOW // 2)
+    far_bg = torch.where(far_bg.sum(dim=(1, 2, 3), keepdim=True) > 0, far_bg, bg)
+    out = {
+        "background_psnr": float(masked_psnr(x, y, bg).mean()),
+        "background_ssim": float(((ssim_map(x, y) * far_bg).sum(dim=(1, 2, 3))
+                                  / far_bg.sum(dim=(1, 2, 3)).clamp_min(1)).mean()),
+        "foreground_change": float((((y - x).abs().mean(dim=1, keepdim=True) * fg).sum(dim=(1, 2, 3))
+                                    / fg.sum(dim=(1, 2, 3)).clamp_min(1)).mean()),
+    }
+    if predicted is not None:
+        p = (predicted.float() > 0.5).float()
+        inter, union = (p * fg).sum(dim=(1, 2, 3)), ((p + fg) > 0).float().sum(dim=(1, 2, 3))
+        keep = union > 0
+        out["attention_iou"] = float((inter[keep] / union[keep]).mean()) if keep.any() else float("nan")
+    if targets is not None:
+        out["target_psnr"] = float(masked_psnr(_unit(targets), y, fg).mean())
+    return out
