@@ -107,3 +107,16 @@ def test_bf16_autocast_step_runs_and_stays_close(synth_data, tmp_path):
         trainer = Trainer(tiny_cfg(synth_data, f"train.precision={precision}"), tmp_path / precision, progress=False)
         losses[precision] = trainer.train_step(batch)["Loss/G/total"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+
+
+def test_evaluation_during_training_is_logged(synth_data, tmp_path):
+    from unpaired.training.stats import read_stats
+
+    trainer = Trainer(tiny_cfg(synth_data, "train.steps=2", "train.eval_every=2", "train.eval_metrics=fid,kid,masks",
+                               "train.eval_images=4"), tmp_path, progress=False)
+    trainer.fit()
+    rows = [r for r in read_stats(tmp_path) if "Eval/AtoB/fid" in r]
+    assert rows and rows[-1]["step"] == 2
+    assert "Eval/AtoB/kid_x100" in rows[-1] and "Eval/BtoA/background_psnr" in rows[-1]
+    assert "Eval/BtoA/attention_iou" not in rows[-1]  # CycleGAN predicts no attention
+    assert trainer.method.training

@@ -71,6 +71,10 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     deterministic: bool = False  # torch.use_deterministic_algorithms
+    eval_every: int = 0  # score the test split every N steps (0 = never); logged as Eval/<direction>/<metric>
+    eval_metrics: str = "fid,kid"  # comma-separated: fid, kid, masks (see `unpaired evaluate`)
+    eval_images: int = 64  # how many test images per direction
+    eval_feature_extractor: str = "unpaired-tiny"  # torch-fidelity extractor; inception-v3-compat needs its weights
 
 
 @dataclass
@@ -273,6 +277,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
     if not 0.0 <= t.decay_fraction <= 1.0:
         raise ConfigError(f"train.decay_fraction: must be in [0, 1], got {t.decay_fraction}")
+    if t.eval_every < 0 or t.eval_images < 2:
+        raise ConfigError("train.eval_every must be >= 0 and train.eval_images >= 2")
     if t.pool_size < 0 or d.num_workers < 0:
         raise ConfigError("train.pool_size and data.num_workers must be >= 0")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):

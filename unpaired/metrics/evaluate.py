@@ -21,12 +21,12 @@ from ..models.base import normalise_heatmap
 KNOWN_METRICS = ("fid", "kid", "masks")
 
 
-def _load_split(folder: Path, size: Optional[int], resize: str = "bicubic") -> tuple:
+def _load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit: Optional[int] = None) -> tuple:
     from ..data import BadImageError, TestTransform, check_files, list_images, load_rgb, to_tensor
 
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: split folder not found")
-    paths = list_images(folder)
+    paths = list_images(folder)[:limit]
     if not paths:
         raise FileNotFoundError(f"{folder}: the split holds no images")
     bad = check_files(paths)
@@ -72,7 +72,7 @@ def translate_tensors(generator, images: torch.Tensor, batch_size: int, device) 
 def evaluate(translator, data: Path, *, split: str = "test", directions: Sequence[str] = ("AtoB", "BtoA"),
              metrics: Sequence[str] = ("fid", "kid"), feature_extractor: str = "inception-v3-compat",
              inception_weights: Optional[str] = None, kid_subset_size: Optional[int] = None,
-             batch_size: int = 16, device: str = "cpu") -> List[Dict[str, object]]:
+             batch_size: int = 16, device: str = "cpu", limit: Optional[int] = None) -> List[Dict[str, object]]:
     from .fidelity import cache_name, fidelity_scores, to_uint8
 
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
@@ -85,8 +85,8 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
         generator = translator.generator(direction)
         size = translator.meta.get(direction, {}).get("crop_size")
         started = time.time()
-        src_paths, sources = _load_split(data / f"{split}{source}", size)
-        real_paths, reals = _load_split(data / f"{split}{target}", size)
+        src_paths, sources = _load_split(data / f"{split}{source}", size, limit=limit)
+        real_paths, reals = _load_split(data / f"{split}{target}", size, limit=limit)
         out = translate_tensors(generator, sources, batch_size, device)
         row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
                                   "n_real": len(reals), "size": size}
