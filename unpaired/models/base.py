@@ -38,11 +38,14 @@ class StepContext:
     pool:  ``pool(domain, images) -> images`` draws from the trainer's image history pool for a domain
            (returns ``images`` unchanged when pooling is off).
     step:  0-based index of this optimisation step.
+    total_steps: the run's ``train.steps`` (0 when unknown), for schedules inside a loss (AttentionGAN
+           Scheme I's GAN/reconstruction curriculum).
     """
 
     batch: Dict[str, Tensor]
     pool: Callable[[str, Tensor], Tensor]
     step: int = 0
+    total_steps: int = 0
     cache: Dict[str, object] = field(default_factory=dict)
 
 

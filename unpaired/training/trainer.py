@@ -100,7 +100,7 @@ class Trainer:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = t.lr * factor
-        ctx = StepContext(batch=batch, pool=self._pool, step=self.step)
+        ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps)
         networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
         set_requires_grad(networks.values(), True)
         with self._autocast():
@@ -183,6 +183,10 @@ class Trainer:
                 if step % t.sample_every == 0 or step == t.steps:
                     grid = samples.write(self.method, step)
                     stats.image("samples", grid, step)
+                if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
+                    for k, v in self.evaluate().items():
+                        stats.add(k, v)
+                    stats.flush(step)
                 if step % t.checkpoint_every == 0 or step == end:
                     last = self.save()
                 if step >= end:
@@ -191,6 +195,21 @@ class Trainer:
             bar.close()
             stats.close()
         return last
+
+    def evaluate(self) -> Dict[str, float]:
+        """Score the current generators on the first ``train.eval_images`` test images of each direction."""
+        from ..metrics.evaluate import evaluate
+
+        t = self.cfg.train
+        view = _GeneratorView(self.method, self.cfg.data.crop_size)
+        self.method.eval()
+        try:
+            rows = evaluate(view, Path(self.cfg.data.root), metrics=[m.strip() for m in t.eval_metrics.split(",")],
+                            feature_extractor=t.eval_feature_extractor, limit=t.eval_images, device=self.device)
+        finally:
+            self.method.train()
+        return {f"Eval/{row['direction']}/{k}": float(v) for row in rows for k, v in row.items()
+                if isinstance(v, float) and k != "seconds"}
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -244,6 +263,17 @@ class Trainer:
                 n = sum(p.numel() for p in module.parameters())
                 log.info("%s[%s]: %s, %.2f M parameters", name, key, type(module).__name__, n / 1e6)
         log.info("device %s, precision %s, run folder %s", self.device, self.cfg.train.precision, self.run_dir)
+
+
+class _GeneratorView:
+    """What ``metrics.evaluate`` needs of a Translator, over the generators being trained."""
+
+    def __init__(self, method, crop_size: int):
+        self.method = method
+        self.meta = {d: {"crop_size": crop_size} for d in method.generators}
+
+    def generator(self, direction: str):
+        return self.method.generators[direction]
 
 
 def seed_everything(seed: int) -> None:
