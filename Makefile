@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup browser demo test clean
 
 $(VENV)/.installed: pyproject.toml requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ demo: setup
 	@echo "demo done: open $(DEMO)/overview.png (input | translation | attention | true mask);"
 	@echo "training samples in $(DEMO)/run/samples/, TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO)/run"
 
-test: setup
+# Debian's Chromium + Playwright for the web-demo browser test (no browser download; skipped loudly if impossible).
+browser: setup
+	-scripts/install-browser.sh $(PY)
+
+test: setup browser
 	$(PY) -m pytest -q
 
 clean:

@@ -76,8 +76,14 @@ class Translator:
             generators[info.get("direction", "AtoB")], meta[info.get("direction", "AtoB")] = module, info
         elif source.suffix == ".pt":
             generators, meta = _generators_from_training_state(source, device, directions)
+        elif source.suffix == ".onnx":  # an `unpaired export` file, run by onnxruntime
+            from .export import load_onnx_generator
+
+            module, info = load_onnx_generator(source)
+            generators[info["direction"]], meta[info["direction"]] = module, info
         else:
-            raise ValueError(f"{source}: expected a run folder, a .safetensors generator or a step_N.pt checkpoint")
+            raise ValueError(f"{source}: expected a run folder, a .safetensors generator, a step_N.pt checkpoint "
+                             "or an exported .onnx file")
         return cls(generators, meta, device)
 
     def generator(self, direction: str = "AtoB") -> torch.nn.Module:

@@ -1,0 +1,396 @@
+"""Export a generator to ONNX or TorchScript and check the exported file against PyTorch.
+
+``unpaired export --checkpoint RUN --format onnx --output g.onnx`` writes ``g.onnx`` and ``g.onnx.json``.
+
+The exported graph takes one input and returns a tuple of the ``GeneratorOutput`` fields the model fills,
+in this order (fields that are None for the model are left out):
+
+============  =====================  =============================================================
+name          shape                  meaning
+============  =====================  =============================================================
+``input``     N×3×H×W float32        RGB images in [-1, 1]: ``x / 127.5 - 1`` for 8-bit pixels x
+``image``     N×3×H×W float32        the translation in [-1, 1]: pixels = ``(y + 1) * 127.5``
+``attention`` N×K×H×W float32        AttentionGAN masks in [0, 1] (Scheme II: sum to 1 over K, the
+                                     last is the background mask); Scheme I: K = 1, the foreground
+``heatmap``   N×1×h×w float32        U-GAT-IT's channel-summed CAM map (unnormalised, h = H/4)
+============  =====================  =============================================================
+
+``content`` and ``cam_logit`` are training-time outputs and are not exported. Batch is always dynamic;
+H and W are dynamic unless the generator is tied to one size (``fixed_size``, U-GAT-IT full); then the
+input must be fixed_size × fixed_size. Otherwise H and W must be multiples of ``size_multiple``
+(``Translator`` pads to it). The JSON beside the file says which.
+
+ONNX goes through the TorchScript-based ``torch.onnx.export(dynamo=False)``: it needs no onnxscript and
+exports these convolutional generators (reflection padding, instance norm, dynamic H/W) reliably on
+torch 2.x. The check runs the file (onnxruntime / ``torch.jit.load``) and PyTorch on the same random
+inputs at two sizes (two batch sizes for fixed-size models) and fails above the tolerance: the
+difference is absolute for image and attention (both in [-1, 1] / [0, 1]); the unbounded heatmap's is
+divided by max(1, max |heatmap|).
+
+``OnnxGenerator`` wraps an exported ONNX file as a generator returning ``GeneratorOutput``, so
+``Translator.load("g.onnx")`` translates with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .models.base import GeneratorOutput
+
+__all__ = ["EXPORTED_FIELDS", "FORMATS", "ExportCheckError", "ExportWrapper", "OnnxGenerator",
+           "export_generator", "load_onnx_generator", "run_export"]
+
+FORMATS = ("onnx", "torchscript")
+#: GeneratorOutput fields an exported graph may return, in this order
+EXPORTED_FIELDS = ("image", "attention", "heatmap")
+INPUT_MEANING = "RGB images, NCHW float32 in [-1, 1]: x / 127.5 - 1 for 8-bit pixel values x"
+OUTPUT_MEANINGS = {
+    "image": "translated RGB images in [-1, 1]; 8-bit pixels = (y + 1) * 127.5",
+    "attention": "attention masks in [0, 1]; K > 1: they sum to 1 over K and the last is the background "
+                 "mask (keeps the input); K = 1: the foreground mask",
+    "heatmap": "U-GAT-IT CAM heatmap (channel sum of the attended features), unnormalised; min-max scale "
+               "and resize it to the image to display it",
+}
+OUTPUT_RANGES = {"image": [-1.0, 1.0], "attention": [0.0, 1.0], "heatmap": None}
+
+
+class ExportCheckError(RuntimeError):
+    """The exported file disagrees with PyTorch beyond the tolerance; ``report`` holds the numbers."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+class ExportWrapper(nn.Module):
+    """Returns the non-None ``GeneratorOutput`` fields as a tuple (``fields``, in ``EXPORTED_FIELDS`` order)."""
+
+    def __init__(self, generator: nn.Module, fields: Sequence[str]):
+        super().__init__()
+        self.generator, self.fields = generator, tuple(fields)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        out = self.generator(x)
+        return tuple(getattr(out, name) for name in self.fields)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# export + check
+
+
+def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], example_size: int,
+                     opset: int = 17, tolerance: float = 1e-4, meta: Optional[dict] = None) -> dict:
+    """Export ``generator`` to ``output`` (``fmt`` "onnx" or "torchscript"), check it against PyTorch, write
+    ``<output>.json``; returns that description (with the check's numbers under ``"check"``).
+
+    ``example_size``: the side of the tracing input, rounded up to the size multiple (ignored for
+    fixed-size generators). ``meta``: model name, args, direction, ... copied into the JSON.
+    Raises ``ExportCheckError`` above ``tolerance``: then ``output`` does not exist and the rejected
+    file is kept as ``<output>.failed`` for inspection.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # a copy: the caller's module keeps its device, dtype and requires_grad; the saved graph needs no grad
+    generator = copy.deepcopy(generator).float().cpu().eval().requires_grad_(False)
+    fixed = getattr(generator, "fixed_size", None)
+    multiple = int(getattr(generator, "size_multiple", 1) or 1)
+    side = fixed or -(-int(example_size) // multiple) * multiple
+    example = _random_images((1, 3, side, side), seed=0)
+    with torch.no_grad():
+        probe = generator(example)
+    fields = [name for name in EXPORTED_FIELDS if getattr(probe, name) is not None]
+    wrapper = ExportWrapper(generator, fields).eval()
+
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecation / tracer notes; the numerical check is the judge
+            if fmt == "onnx":
+                _export_onnx(wrapper, example, tmp, fields, dynamic_hw=fixed is None, opset=opset)
+            else:
+                _export_torchscript(wrapper, example, tmp)
+        # two sizes (batch 1 and 2) where H and W are free; batch 1 and 2 at the one size otherwise
+        second = (side, side) if fixed else (side + multiple, side + 2 * multiple)
+        shapes = [(1, 3, side, side), (2, 3, *second)]
+        try:
+            check = check_exported(fmt, tmp, wrapper, fields, shapes, tolerance)
+        except ExportCheckError as e:  # wrong output shapes
+            _reject(tmp, output)
+            raise ExportCheckError(f"{e}; rejected file kept as {output.name}.failed", e.report) from None
+        info = describe(fmt, output, generator, probe, fields, example_size=side, opset=opset, meta=meta)
+        info["check"] = check
+        if not check["passed"]:
+            failed = _reject(tmp, output)
+            raise ExportCheckError(f"{fmt} export of {output.name} differs from PyTorch by {check['max_diff']:.3g} "
+                                   f"> tolerance {tolerance:g} ({_diff_text(check)}); rejected file kept as "
+                                   f"{failed}", info)
+        if fmt == "onnx":
+            _embed_onnx_metadata(tmp, info)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)  # an exporter error leaves no half-written file behind
+    from .training.checkpoint import atomic_write_text
+
+    atomic_write_text(_json_path(output), json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _reject(tmp: Path, output: Path) -> Path:
+    """Keep a rejected export as ``<output>.failed``; remove ``output`` and its JSON (they would mislead)."""
+    failed = output.with_name(output.name + ".failed")
+    os.replace(tmp, failed)
+    for stale in (output, _json_path(output)):
+        stale.unlink(missing_ok=True)
+    return failed
+
+
+def _random_images(shape, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g) * 2 - 1
+
+
+def _export_onnx(wrapper: ExportWrapper, example: Tensor, path: Path, fields, dynamic_hw: bool, opset: int):
+    axes = {"input": {0: "batch"}}
+    for name in fields:
+        axes[name] = {0: "batch"}
+    if dynamic_hw:
+        for name in ("input", "image", "attention"):
+            if name in axes:
+                axes[name].update({2: "height", 3: "width"})
+        if "heatmap" in axes:
+            axes["heatmap"].update({2: "heatmap_height", 3: "heatmap_width"})
+    torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
+                      input_names=["input"], output_names=list(fields), dynamic_axes=axes,
+                      do_constant_folding=True)
+    import onnx
+
+    onnx.checker.check_model(str(path))
+
+
+def _export_torchscript(wrapper: ExportWrapper, example: Tensor, path: Path):
+    traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+    torch.jit.save(traced, str(path))
+
+
+def _embed_onnx_metadata(path: Path, info: dict) -> None:
+    """Store the description inside the ONNX file too (metadata key ``unpaired``)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "unpaired", json.dumps({k: v for k, v in info.items() if k != "check"})
+    onnx.save(model, str(path))
+
+
+def _exported_runner(fmt: str, path: Path):
+    """A function N×3×H×W tensor -> list of numpy outputs, running the exported file."""
+    if fmt == "onnx":
+        session = _onnx_session(path)
+        return lambda x: session.run(None, {"input": x.numpy()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(x):
+        with torch.no_grad():
+            return [t.numpy() for t in module(x)]
+
+    return run
+
+
+def check_exported(fmt: str, path: Path, wrapper: ExportWrapper, fields: Sequence[str],
+                   shapes: Sequence[Tuple[int, ...]], tolerance: float) -> dict:
+    """Run the exported file and PyTorch on random inputs of each shape; per-output max differences."""
+    run = _exported_runner(fmt, path)
+    diffs: Dict[str, float] = {name: 0.0 for name in fields}
+    for i, shape in enumerate(shapes):
+        x = _random_images(shape, seed=1 + i)
+        with torch.no_grad():
+            expected = [t.numpy() for t in wrapper(x)]
+        got = run(x)
+        for name, e, g in zip(fields, expected, got):
+            if e.shape != g.shape:
+                raise ExportCheckError(f"{fmt}: output {name!r} has shape {g.shape} for input {shape}, "
+                                       f"PyTorch gives {e.shape}", {"shapes": [list(s) for s in shapes]})
+            d = float(np.abs(e.astype(np.float64) - g).max())
+            if name == "heatmap":
+                d /= max(1.0, float(np.abs(e).max()))
+            diffs[name] = max(diffs[name], d)
+    max_diff = max(diffs.values())
+    return {"input_shapes": [list(s) for s in shapes], "max_abs_diff": diffs, "max_diff": max_diff,
+            "tolerance": tolerance, "passed": bool(max_diff <= tolerance),
+            "runtime": "onnxruntime" if fmt == "onnx" else "torch.jit.load"}
+
+
+def _diff_text(check: dict) -> str:
+    return ", ".join(f"{name} {d:.2e}" for name, d in check["max_abs_diff"].items())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the description written beside the file
+
+
+def _json_path(output: Path) -> Path:
+    return output.with_name(output.name + ".json")
+
+
+def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutput, fields: Sequence[str],
+             example_size: int, opset: int, meta: Optional[dict]) -> dict:
+    from . import __version__
+
+    fixed = getattr(generator, "fixed_size", None)
+    multiple = int(getattr(generator, "size_multiple", 1) or 1)
+    h, w = ((fixed, fixed) if fixed else ("height", "width"))
+    outputs = []
+    for name in fields:
+        t = getattr(probe, name)
+        if name == "heatmap" and not fixed:
+            ratio = example_size // t.shape[-1]
+            spatial = [f"height/{ratio}", f"width/{ratio}"]
+        else:
+            spatial = list(t.shape[-2:]) if fixed else [h, w]
+        outputs.append({"name": name, "shape": ["batch", int(t.shape[1]), *spatial], "dtype": "float32",
+                        "range": OUTPUT_RANGES[name], "meaning": OUTPUT_MEANINGS[name]})
+    meta = dict(meta or {})
+    info = {
+        "format": fmt,
+        "file": output.name,
+        "model": meta.pop("model", None),
+        "args": meta.pop("args", None),
+        "direction": meta.pop("direction", None),
+        "inputs": [{"name": "input", "shape": ["batch", 3, h, w], "dtype": "float32", "range": [-1.0, 1.0],
+                    "meaning": INPUT_MEANING}],
+        "outputs": outputs,
+        "normalisation": {"input": "x / 127.5 - 1 (8-bit RGB -> [-1, 1])", "output": "(y + 1) * 127.5"},
+        "size_multiple": multiple,
+        "fixed_size": fixed,
+        "dynamic_axes": ["batch"] if fixed else ["batch", "height", "width"],
+        "example_size": example_size,
+        "exporter": (f"torch.onnx.export(dynamo=False), opset {opset}" if fmt == "onnx" else "torch.jit.trace"),
+        "torch_version": torch.__version__,
+        "unpaired_version": __version__,
+    }
+    if fmt != "onnx":
+        info.pop("dynamic_axes")  # a trace keeps no axis names; sizes follow the rules above
+    info["source"] = meta
+    return info
+
+
+# ----------------------------------------------------------------------------------------------------------
+# running an exported ONNX file as a generator
+
+
+def _onnx_session(path: Path, providers: Optional[List[str]] = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
+class OnnxGenerator(nn.Module):
+    """An exported ONNX generator run by onnxruntime, returning ``GeneratorOutput`` like the PyTorch one.
+
+    It has no parameters; ``size_multiple`` and ``fixed_size`` come from the description beside the file,
+    so ``run_any_size`` (and thus ``Translator``) pads or resizes inputs as for the original model.
+    """
+
+    def __init__(self, path: Union[str, Path], info: dict, providers: Optional[List[str]] = None):
+        super().__init__()
+        self.path, self.info = Path(path), info
+        self.session = _onnx_session(self.path, providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.size_multiple = int(info.get("size_multiple") or 1)
+        self.fixed_size = info.get("fixed_size")
+
+    def forward(self, x: Tensor) -> GeneratorOutput:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        outs = self.session.run(None, {self.input_name: array})
+        named = {name: torch.from_numpy(o).to(x.device) for name, o in zip(self.output_names, outs)}
+        return GeneratorOutput(image=named["image"], attention=named.get("attention"), heatmap=named.get("heatmap"))
+
+    def extra_repr(self) -> str:
+        return f"{self.path.name}, outputs={self.output_names}"
+
+
+def read_export_info(path: Union[str, Path]) -> dict:
+    """The description of an exported file: ``<file>.json`` beside it, else the one embedded in the ONNX file."""
+    path = Path(path)
+    for candidate in (_json_path(path), path.with_suffix(".json")):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    if path.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        for entry in model.metadata_props:
+            if entry.key == "unpaired":
+                return json.loads(entry.value)
+    raise FileNotFoundError(f"{_json_path(path)}: missing; it says which sizes {path.name} accepts "
+                            "(re-export with `unpaired export`)")
+
+
+def load_onnx_generator(path: Union[str, Path]) -> Tuple[OnnxGenerator, dict]:
+    """(generator, meta) for ``Translator``: meta carries model, args and direction as a run's JSON does."""
+    info = read_export_info(path)
+    meta = {"model": info.get("model"), "args": info.get("args"), "direction": info.get("direction") or "AtoB",
+            "exported": str(path), **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
+    return OnnxGenerator(path, info), meta
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the command
+
+
+def run_export(args) -> int:
+    """``unpaired export``: load the generator of ``args.direction``, export, check, describe."""
+    from .inference import Translator
+
+    if args.format == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            print(f"unpaired export: error: ONNX export needs onnx and onnxruntime: pip install 'unpaired[export]' "
+                  f"({e})", file=sys.stderr)
+            return 2
+    translator = Translator.load(args.checkpoint, device="cpu", directions=(args.direction,))
+    try:
+        generator = translator.generator(args.direction)
+    except KeyError as e:
+        print(f"unpaired export: error: {e.args[0]}", file=sys.stderr)
+        return 2
+    if isinstance(generator, OnnxGenerator):
+        print("unpaired export: error: --checkpoint is already an exported file; export from a run folder, "
+              "a generator .safetensors or a step_N.pt", file=sys.stderr)
+        return 2
+    meta = dict(translator.meta.get(args.direction, {}))
+    meta.setdefault("direction", args.direction)
+    meta["checkpoint"] = str(args.checkpoint)
+    size = args.size or meta.get("crop_size") or 256
+    try:
+        info = export_generator(generator, args.format, args.output, size, opset=args.opset,
+                                tolerance=args.tolerance, meta=meta)
+    except ExportCheckError as e:
+        print(f"unpaired export: FAILED: {e}", file=sys.stderr)
+        return 1
+    check = info["check"]
+    shapes = ", ".join("×".join(map(str, s)) for s in check["input_shapes"])
+    print(f"checked {args.format} ({check['runtime']}) against PyTorch on inputs {shapes}: "
+          f"max abs difference {check['max_diff']:.2e} ({_diff_text(check)}) <= tolerance {args.tolerance:g}")
+    print(f"exported {info['model']} {info['direction']} to {args.output} (outputs: "
+          f"{', '.join(o['name'] for o in info['outputs'])}); description in {_json_path(Path(args.output))}")
+    return 0
