@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from unpaired.data.images import _to_rgb
 from torch.utils.data import DataLoader
 
 from unpaired.data import (
@@ -103,9 +105,9 @@ def test_grey_bilevel_cmyk_ycbcr(tmp_path):
     Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=100)
     assert _mode(tmp_path / "cmyk.jpg") == "CMYK"
     assert abs(_pixels(load_rgb(tmp_path / "cmyk.jpg")) - [255, 0, 0]).max() <= 8
-    Image.new("RGB", (8, 8), (200, 30, 40)).convert("YCbCr").save(tmp_path / "ycc.tif")
-    assert _mode(tmp_path / "ycc.tif") == "YCbCr"
-    assert abs(_pixels(load_rgb(tmp_path / "ycc.tif")) - [200, 30, 40]).max() <= 3
+    # YCbCr in memory: Pillow 12.3 writes YCbCr TIFFs that it cannot read back, so no file round trip here
+    ycc = Image.new("RGB", (8, 8), (200, 30, 40)).convert("YCbCr")
+    assert ycc.mode == "YCbCr" and abs(_pixels(_to_rgb(ycc)) - [200, 30, 40]).max() <= 3
 
 
 def test_exif_orientation_applied(tmp_path):

@@ -282,10 +282,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # clear one-line messages for the errors users cause; tracebacks for bugs
+        from .compat import ImportMismatch
         from .data import BadImageError
         from .training.trainer import NonFiniteLossError
 
-        if isinstance(e, (BadImageError, NonFiniteLossError)):
+        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch)):
             print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
             return 1
         raise

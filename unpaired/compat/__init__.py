@@ -126,3 +126,12 @@ def state_shapes(module: torch.nn.Module) -> Dict[str, torch.Tensor]:
 
 __all__ = ["FORMATS", "FORMAT_HELP", "ImportMismatch", "register_format", "import_checkpoint", "load_official",
            "convert", "write_run", "prefixed", "state_shapes"]
+
+register_format("ugatit-pytorch", ".ugatit_pytorch:import_ugatit_pytorch",
+                "official U-GAT-IT PyTorch file <dataset>_params_<step>.pt (znxlwm/UGATIT-pytorch; full or light)")
+register_format("attentiongan", ".attentiongan:import_attentiongan",
+                "official AttentionGAN Scheme II / geo files <epoch>_net_G_A.pth, <epoch>_net_G_B.pth "
+                "[, <epoch>_net_D_A.pth, <epoch>_net_D_B.pth] (Ha0Tang/AttentionGAN)")
+register_format("attentiongan-v1", ".attentiongan:import_attentiongan_v1",
+                "official AttentionGAN-v1 (Scheme I) files netG_A2B.pth, netG_B2A.pth "
+                "[, netD_A.pth, netD_B.pth]")

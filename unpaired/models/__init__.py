@@ -54,3 +54,6 @@ def build_method(name: str, args: Any, loss_weights: Any) -> TranslationMethod:
 
 
 from . import cyclegan  # noqa: E402,F401  (registry lines: one per model file)
+from . import ugatit  # noqa: E402,F401
+from . import attentiongan  # noqa: E402,F401
+from . import attentiongan_s1  # noqa: E402,F401

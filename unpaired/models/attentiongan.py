@@ -1,0 +1,190 @@
+"""AttentionGAN, generation Scheme II (Tang et al., TNNLS 2021), and AttentionGAN-geo.
+
+The generator, as the paper's figure draws it::
+
+    x ─► shared encoder G_E ─┬─► content decoder G_C ─► n−1 content images C_1..C_{n−1}   (tanh)
+                             └─► attention decoder G_A ─► n masks A_1..A_n, softmax over k (A_n = background)
+    G(x) = C_1·A_1 + … + C_{n−1}·A_{n−1} + x·A_n
+
+n = 10 in the paper and the official code. AttentionGAN-geo (for translations with geometric change,
+e.g. selfie2anime) generates n content images and does not pass the input through:
+G(x) = C_1·A_1 + … + C_n·A_n.
+
+Losses and schedule are CycleGAN's (the official ``attention_gan_model.py`` is CycleGAN's model with this
+generator): LSGAN, cycle 10, identity 0.5 × 10, G step then D step on fakes from a 50-image pool.
+Paper mapping: G = ``generators["AtoB"]`` (official G_A), F = ``generators["BtoA"]`` (G_B),
+D_Y = ``discriminators["B"]`` (official D_A), D_X = ``discriminators["A"]`` (D_B).
+
+Attention-guided discriminator (``model.discriminator=attention``; paper §3.3, in no official code).
+D_YA judges an attention mask together with an image (4 channels: foreground mask, RGB):
+
+* fake pair: ``[M_G(x), G(x)]``, M_G(x) = G's foreground mask on x (1 − background mask), i.e. where G
+  wrote generated content into its output;
+* real pair: ``[M_F(y), y]``, M_F(y) = the foreground mask the OTHER generator F predicts for the real y.
+  F's foreground on y marks the Y-specific object of y (what F has to change to reach X), the same meaning
+  as G's mask on G(x). Both masks are thus spatially tied to the image they come with. The paper's wording
+  "[M_y, y]" could also be read as pairing y with G's mask of an unrelated x; we reject that reading: the
+  unpaired x's mask does not line up with y, so D could tell real from fake by alignment alone, which
+  teaches G nothing about the image. M_F(y) costs nothing: F(y) is computed for the cycle anyway.
+* D loss (per domain): 0.5·[MSE(D_YA(real pair), 1) + MSE(D_YA(pool(fake pair)), 0)], added unweighted
+  to the plain D loss (same optimiser; Adam is insensitive to the scale of a loss).
+* G loss: ``loss.attention_adv`` · MSE(D_YA(fake pair), 1), IN ADDITION to the plain image term: the
+  paper's objective has both L_GAN(G, D_Y) and the attention-guided L_AGAN(G, D_YA), and keeping D_Y
+  keeps the official checkpoints' layout. The gradient reaches G through its image and its mask.
+* The pool stores each fake as one 4-channel [mask, image] tensor, so the plain D sees exactly the image
+  half of the pair that D_YA sees.
+The attention discriminators are ``discriminators["B_attention"]`` (D_YA) and ``["A_attention"]`` (D_XA).
+
+Paper vs code (shared/spec/models.md §8): the official attention head is a 1×1 conv (paper notes say
+c7s1-10, UNVERIFIED); the code has no attention/TV or pixel loss in Scheme II (v1 only); ``define_G('our')``
+ignores --norm/--netG/--n_blocks (always instance norm, 9 blocks) — here they are arguments, defaulting to
+the code's values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses
+from ..nn.blocks import PatchGANDiscriminator, ResnetDecoder, ResnetEncoder
+from . import ModelSpec, register
+from .base import GeneratorOutput, LossOutput, StepContext
+from .cyclegan import CycleGAN
+
+
+@dataclass
+class AttentionGANArgs:
+    ngf: int = 64  # generator base channels
+    ndf: int = 64  # discriminator base channels
+    n_blocks: int = 9  # residual blocks (the official define_G('our') always builds 9)
+    n_masks: int = 10  # attention masks n: n−1 foreground + 1 background (geo: n foreground)
+    n_layers_d: int = 3  # PatchGAN depth (3 = 70×70)
+    norm: Literal["instance", "batch"] = "instance"  # official: instance norm, hard-wired
+    discriminator: Literal["patch", "attention"] = "patch"  # attention: add the attention-guided D's
+
+    def validate(self) -> None:
+        if self.n_masks < 2:
+            raise ValueError(f"n_masks must be at least 2 (foreground + background), got {self.n_masks}")
+
+
+class AttentionGANGenerator(nn.Module):
+    """Scheme II: shared encoder, content decoder (tanh), attention decoder (1×1 head, softmax)."""
+
+    size_multiple = 4  # two stride-2 convolutions
+    fixed_size = None
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, n_masks: int = 10, norm: str = "instance",
+                 geo: bool = False):
+        super().__init__()
+        self.n_masks, self.geo = n_masks, geo
+        n_content = n_masks if geo else n_masks - 1
+        self.encoder = ResnetEncoder(3, ngf, n_blocks, norm)
+        self.content_decoder = ResnetDecoder(3 * n_content, ngf, norm, head_kernel=7)
+        self.attention_decoder = ResnetDecoder(n_masks, ngf, norm, head_kernel=1)
+
+    def forward(self, x: Tensor) -> GeneratorOutput:
+        features = self.encoder(x)
+        content = torch.tanh(self.content_decoder(features))  # N×3(n−1)×H×W (geo: 3n)
+        attention = torch.softmax(self.attention_decoder(features), dim=1)  # N×n×H×W, sums to 1
+        masks = attention.split(1, dim=1)
+        layers = [image_k * mask_k for image_k, mask_k in zip(content.split(3, dim=1), masks)]
+        if not self.geo:
+            layers.append(x * masks[-1])  # the background mask keeps the input
+        image = layers[0]
+        for layer in layers[1:]:  # o_1 + o_2 + … + o_n, left to right as the official code sums them
+            image = image + layer
+        return GeneratorOutput(image=image, attention=attention, content=content)
+
+    def extra_repr(self) -> str:
+        return f"n_masks={self.n_masks}, geo={self.geo}"
+
+
+def attention_pair(mask: Tensor, image: Tensor) -> Tensor:
+    """The attention-guided discriminator's input: [foreground mask, image] along channels (N×4×H×W)."""
+    return torch.cat([mask, image], dim=1)
+
+
+class AttentionGAN(CycleGAN):
+    """CycleGAN's losses with attention generators, optionally with attention-guided discriminators."""
+
+    geo = False  # AttentionGAN-geo: no input passthrough
+
+    def __init__(self, args: AttentionGANArgs, weights) -> None:
+        super().__init__(args, weights)
+        self.has_attention_discriminator = args.discriminator == "attention"
+        if self.has_attention_discriminator:
+            for domain in ("A", "B"):
+                self.discriminators[f"{domain}_attention"] = self.make_attention_discriminator(args)
+
+    @classmethod
+    def make_generator(cls, args: AttentionGANArgs) -> nn.Module:
+        return AttentionGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, n_masks=args.n_masks,
+                                     norm=args.norm, geo=cls.geo)
+
+    @staticmethod
+    def make_attention_discriminator(args) -> nn.Module:
+        return PatchGANDiscriminator(in_ch=4, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
+
+    # ------------------------------------------------------------------------------------------------------
+    # attention-guided adversarial terms (nothing changes when model.discriminator=patch)
+
+    def attention_adversarial_terms(self, ctx: StepContext, terms: dict) -> list:
+        """G's attention-guided terms: D_YA should call [M_G(x), G(x)] real. Raw values go to ``terms``."""
+        if not self.has_attention_discriminator:
+            return []
+        mode, c = self.weights.gan_mode, ctx.cache
+        for domain, fake_key in (("B", "fake_B"), ("A", "fake_A")):
+            pair = attention_pair(c[fake_key].foreground(), c[fake_key].image)
+            logits = self.discriminators[f"{domain}_attention"](pair).logits
+            terms[f"adv_att_{domain}"] = losses.adversarial_loss(logits, True, mode, for_discriminator=False)
+        w = self.weights.attention_adv
+        return [w * terms["adv_att_B"], w * terms["adv_att_A"]]
+
+    def extra_generator_terms(self, ctx: StepContext, terms: dict) -> list:
+        return self.attention_adversarial_terms(ctx, terms)
+
+    def discriminator_loss(self, ctx: StepContext) -> LossOutput:
+        if not self.has_attention_discriminator:
+            return super().discriminator_loss(ctx)
+        mode, c, terms = self.weights.gan_mode, ctx.cache, {}
+        # domain judged, its fake, and the output of the other generator on the real image of that domain
+        for domain, fake_key, other_key in (("B", "fake_B", "fake_A"), ("A", "fake_A", "fake_B")):
+            real = ctx.batch[domain]
+            real_pair = attention_pair(c[other_key].foreground().detach(), real)  # [M_F(y), y]
+            fake_pair = ctx.pool(domain, attention_pair(c[fake_key].foreground(), c[fake_key].image).detach())
+            D, D_att = self.discriminators[domain], self.discriminators[f"{domain}_attention"]
+            terms[f"real_{domain}"] = losses.adversarial_loss(D(real).logits, True, mode)
+            terms[f"fake_{domain}"] = losses.adversarial_loss(D(fake_pair[:, 1:]).logits, False, mode)
+            terms[f"D_{domain}"] = 0.5 * (terms[f"real_{domain}"] + terms[f"fake_{domain}"])
+            terms[f"real_att_{domain}"] = losses.adversarial_loss(D_att(real_pair).logits, True, mode)
+            terms[f"fake_att_{domain}"] = losses.adversarial_loss(D_att(fake_pair).logits, False, mode)
+            terms[f"D_att_{domain}"] = 0.5 * (terms[f"real_att_{domain}"] + terms[f"fake_att_{domain}"])
+        total = terms["D_B"] + terms["D_A"] + terms["D_att_B"] + terms["D_att_A"]
+        return LossOutput(total=total, terms=terms)
+
+
+class AttentionGANGeo(AttentionGAN):
+    """AttentionGAN-geo: n generated content images, no passthrough of the input (selfie2anime)."""
+
+    geo = True
+
+
+register(ModelSpec(
+    name="attentiongan",
+    args=AttentionGANArgs,
+    build=AttentionGAN,
+    build_generator=AttentionGAN.make_generator,
+    summary="AttentionGAN Scheme II: n−1 content images + input mixed by n softmax masks; CycleGAN losses",
+))
+
+register(ModelSpec(
+    name="attentiongan-geo",
+    args=AttentionGANArgs,
+    build=AttentionGANGeo,
+    build_generator=AttentionGANGeo.make_generator,
+    summary="AttentionGAN-geo: n content images mixed by n softmax masks, no input passthrough",
+))

@@ -1,0 +1,78 @@
+"""U-GAT-IT's normalisations: ILN (up-sampling blocks) and AdaILN (decoder residual blocks).
+
+Both mix instance-norm and layer-norm statistics with a learned per-channel ratio rho:
+
+    out = gamma * (rho * (x - mu_I) / sqrt(var_I + eps) + (1 - rho) * (x - mu_L) / sqrt(var_L + eps)) + beta
+
+exactly as the official PyTorch code (znxlwm/UGATIT-pytorch ``networks.py``): mu_I, var_I over (H, W) per
+(sample, channel); mu_L, var_L over (C, H, W) per sample; **unbiased** variances (``torch.var``'s default,
+÷(n−1)); eps 1e-5. AdaILN takes gamma, beta (N×C) from the generator's MLP and starts with rho = 0.9;
+ILN owns gamma (1), beta (0) and starts with rho = 0. rho is clipped to [0, 1] after every generator
+update (:func:`clip_rho_`).
+
+Implementation note: since every statistic is per (sample, channel), the whole mix folds into one
+per-channel affine map ``x * scale + shift``; only ``x`` and N×C×1×1 tensors are kept for backward,
+where the literal formula keeps about eight full-size intermediates.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["layer_instance_norm", "ILN", "AdaILN", "clip_rho_"]
+
+
+def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
+    """gamma·(rho·IN(x) + (1−rho)·LN(x)) + beta with unbiased variances.
+
+    x: N×C×H×W; rho: 1×C×1×1; gamma, beta: N×C×1×1 or 1×C×1×1.
+    """
+    in_var, in_mean = torch.var_mean(x, dim=(2, 3), keepdim=True)
+    ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True)
+    in_inv = torch.rsqrt(in_var + eps)
+    ln_inv = torch.rsqrt(ln_var + eps)
+    scale = rho * in_inv + (1 - rho) * ln_inv  # N×C×1×1
+    shift = rho * (in_mean * in_inv) + (1 - rho) * (ln_mean * ln_inv)
+    return torch.addcmul(beta - shift * gamma, x, scale * gamma)
+
+
+class AdaILN(nn.Module):
+    """Adaptive Layer-Instance Normalisation: gamma, beta come from outside (N×C), rho is learned."""
+
+    def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.9):
+        super().__init__()
+        self.eps = eps
+        self.rho = nn.Parameter(torch.full((1, channels, 1, 1), float(rho_init)))
+
+    def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        return layer_instance_norm(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.rho.shape[1]}, eps={self.eps}"
+
+
+class ILN(nn.Module):
+    """Layer-Instance Normalisation with its own affine parameters (gamma 1, beta 0, rho 0 at init)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.0):
+        super().__init__()
+        self.eps = eps
+        self.rho = nn.Parameter(torch.full((1, channels, 1, 1), float(rho_init)))
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return layer_instance_norm(x, self.rho, self.gamma, self.beta, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.rho.shape[1]}, eps={self.eps}"
+
+
+@torch.no_grad()
+def clip_rho_(module: nn.Module, lo: float = 0.0, hi: float = 1.0) -> None:
+    """Clamp, in place, every AdaILN/ILN ``rho`` inside ``module`` to [lo, hi] (the official RhoClipper)."""
+    for m in module.modules():
+        rho = getattr(m, "rho", None)
+        if isinstance(rho, torch.Tensor):
+            rho.clamp_(lo, hi)
