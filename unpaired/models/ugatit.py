@@ -207,8 +207,6 @@ class UGATIT(TranslationMethod):
     ``discriminators`` is nested: ``discriminators[domain][scale]`` with scale ``"global"`` or ``"local"``.
     """
 
-    SCALES = ("global", "local")
-
     def __init__(self, args: UGATITArgs, weights, light: bool = False) -> None:
         super().__init__()
         self.args, self.weights, self.light = args, weights, light
