@@ -127,3 +127,28 @@ def test_training_refuses_bad_files_up_front(tmp_path):
     proc = unpaired("train", "quick", "--data", data, "--out", tmp_path / "run", "--no-progress",
                     *sets(*TINY_CYCLEGAN, "train.steps=1", "data.skip_bad_files=true"))
     assert "zz_broken.png" in proc.stderr  # the warning names it
+
+
+SHARED_FACES = REPO.parent / "shared" / "data" / "faces-neutral2smile" / "testA"
+
+
+@pytest.mark.skipif(not SHARED_FACES.is_dir(), reason="../shared/data not beside the repository")
+def test_translate_real_photos_of_mixed_sizes_with_masks(tmp_path):
+    """AttentionGAN on face photos resized to several odd sizes: sizes kept, every mask and the union written."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 2)
+    unpaired("train", "quick", "--data", data, "--out", run, "--no-progress",
+             *sets("model.ngf=8", "model.ndf=8", "model.n_blocks=1", "data.load_size=36", "data.crop_size=32",
+                   "data.num_workers=0", "train.steps=1", "train.batch_size=2", "train.device=cpu"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sizes = {}
+    for path, size in zip(sorted(SHARED_FACES.glob("*.jpg"))[:3], [(128, 128), (97, 61), (50, 130)]):
+        Image.open(path).convert("RGB").resize(size).save(photos / f"{path.stem}.png")
+        sizes[path.stem] = size
+    out = tmp_path / "out"
+    unpaired("translate", "--checkpoint", run, "--input", photos, "--output", out, "--save-attention")
+    for stem, size in sizes.items():
+        assert Image.open(out / f"{stem}.png").size == size
+        assert Image.open(out / f"{stem}_attention.png").size == size
+        assert [Image.open(out / f"{stem}_attention_{k}.png").size for k in range(1, 11)] == [size] * 10
