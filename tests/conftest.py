@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,17 @@ def synth_data(tmp_path_factory) -> Path:
 def _few_threads():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+def unpaired(*args, cwd=None, ok=True) -> subprocess.CompletedProcess:
+    """Run the real command line (``python -m unpaired ...``); fail with its output unless ``ok=False``."""
+    proc = subprocess.run([sys.executable, "-m", "unpaired", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=600)
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"unpaired {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def sets(*pairs) -> list:
+    """``sets("a=1", "b=2")`` -> ``["--set", "a=1", "--set", "b=2"]``."""
+    return [x for p in pairs for x in ("--set", p)]

@@ -1,29 +1,12 @@
 """The command line as a user runs it: real subprocesses, tiny settings."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, TINY_CYCLEGAN
-
-
-def unpaired(*args, cwd=None, ok=True):
-    proc = subprocess.run([sys.executable, "-m", "unpaired", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=600)
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"unpaired {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def sets(*pairs):
-    out = []
-    for p in pairs:
-        out += ["--set", p]
-    return out
+from conftest import REPO, TINY_CYCLEGAN, sets, unpaired
 
 
 def mixed_images(folder: Path) -> dict:

@@ -3,8 +3,6 @@ the ``unpaired export`` command on a tiny trained run."""
 
 import dataclasses
 import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, TINY_CYCLEGAN
+from conftest import TINY_CYCLEGAN, sets, unpaired
 from unpaired.export import FORMATS, ExportCheckError, export_generator
 from unpaired.inference import Translator
 from unpaired.models import get_model, list_models
@@ -128,24 +126,12 @@ def test_failed_check_rejects_the_file(tmp_path):
 # the command
 
 
-def unpaired(*args, ok=True):
-    proc = subprocess.run([sys.executable, "-m", "unpaired", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"unpaired {' '.join(map(str, args))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export_cli")
     data, run = root / "data", root / "run"
     unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 2)
-    sets = []
-    for s in TINY_CYCLEGAN + ["train.steps=2"]:
-        sets += ["--set", s]
-    unpaired("train", "quick", "--data", data, "--out", run, "--no-progress", *sets)
+    unpaired("train", "quick", "--data", data, "--out", run, "--no-progress", *sets(*TINY_CYCLEGAN, "train.steps=2"))
     return root, data, run
 
 

@@ -78,9 +78,7 @@ def test_mask_scores_perfect_and_broken():
 
 
 def test_evaluate_cli_smoke(tmp_path):
-    from test_cli import sets, unpaired
-
-    from conftest import TINY_CYCLEGAN
+    from conftest import TINY_CYCLEGAN, sets, unpaired
 
     data, run = tmp_path / "data", tmp_path / "run"
     unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 6)
