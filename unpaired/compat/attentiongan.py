@@ -191,47 +191,45 @@ def _convert_networks(jobs, ours_all: Mapping[str, torch.Tensor]) -> Dict[str, t
     return state
 
 
-def import_attentiongan(inputs: Sequence[Path], out: Path) -> Path:
-    """Scheme II / geo: ``*_net_G_A.pth``, ``*_net_G_B.pth`` [, ``*_net_D_A.pth``, ``*_net_D_B.pth``]."""
-    files = identify(inputs, {"G_A": "net_G_A.pth", "G_B": "net_G_B.pth", "D_A": "net_D_A.pth",
-                              "D_B": "net_D_B.pth"}, required=("G_A", "G_B"))
-    loaded = {role: load_official(path) for role, path in files.items()}
-    generators = ["G_A", "G_B"]
-    model = _agree([infer_v2_generator(loaded[r], str(files[r])) for r in generators],
-                   [files[r] for r in generators])
-    discriminators = [r for r in ("D_A", "D_B") if r in loaded]
+def _import(inputs: Sequence[Path], out: Path, *, files: Mapping[str, str], targets: Mapping[str, str],
+            infer_g, infer_d, g_rows, d_rows) -> Path:
+    """The two importers' common path. ``files``: role -> file-name suffix, the two generators first, then
+    the two optional discriminators; ``targets``: role -> our prefix; ``infer_*`` read the settings off
+    a state dict; ``*_rows(n, prefix)`` build the key tables."""
+    roles = list(files)
+    generators, optional = roles[:2], roles[2:]
+    found = identify(inputs, files, required=generators)
+    loaded = {role: load_official(path) for role, path in found.items()}
+    model = _agree([infer_g(loaded[r], str(found[r])) for r in generators], [found[r] for r in generators])
+    discriminators = [r for r in optional if r in loaded]
     if discriminators:
-        model.update(_agree([infer_patchgan(loaded[r], str(files[r])) for r in discriminators],
-                            [files[r] for r in discriminators]))
-    targets = {"G_A": "generators.AtoB", "G_B": "generators.BtoA",  # D_A judges B, D_B judges A
-               "D_A": "discriminators.B", "D_B": "discriminators.A"}
-    jobs = [(files[r], loaded[r], targets[r], v2_generator_rows(int(model["n_blocks"]), targets[r]))
-            for r in generators]
-    jobs += [(files[r], loaded[r], targets[r], patchgan_rows(int(model["n_layers_d"]), targets[r]))
+        model.update(_agree([infer_d(loaded[r], str(found[r])) for r in discriminators],
+                            [found[r] for r in discriminators]))
+    jobs = [(found[r], loaded[r], targets[r], g_rows(int(model["n_blocks"]), targets[r])) for r in generators]
+    jobs += [(found[r], loaded[r], targets[r], d_rows(int(model["n_layers_d"]), targets[r]))
              for r in discriminators]
     state = _convert_networks(jobs, _ours(model))
     partial = ("discriminators",) if len(discriminators) < 2 else ()
     return write_run(out, model, state, partial=partial)
+
+
+def import_attentiongan(inputs: Sequence[Path], out: Path) -> Path:
+    """Scheme II / geo: ``*_net_G_A.pth``, ``*_net_G_B.pth`` [, ``*_net_D_A.pth``, ``*_net_D_B.pth``]."""
+    return _import(inputs, out,
+                   files={"G_A": "net_G_A.pth", "G_B": "net_G_B.pth",
+                          "D_A": "net_D_A.pth", "D_B": "net_D_B.pth"},
+                   targets={"G_A": "generators.AtoB", "G_B": "generators.BtoA",  # D_A judges B, D_B judges A
+                            "D_A": "discriminators.B", "D_B": "discriminators.A"},
+                   infer_g=infer_v2_generator, infer_d=infer_patchgan,
+                   g_rows=v2_generator_rows, d_rows=patchgan_rows)
 
 
 def import_attentiongan_v1(inputs: Sequence[Path], out: Path) -> Path:
     """Scheme I: ``netG_A2B.pth``, ``netG_B2A.pth`` [, ``netD_A.pth``, ``netD_B.pth``]."""
-    files = identify(inputs, {"G_A2B": "netG_A2B.pth", "G_B2A": "netG_B2A.pth", "D_A": "netD_A.pth",
-                              "D_B": "netD_B.pth"}, required=("G_A2B", "G_B2A"))
-    loaded = {role: load_official(path) for role, path in files.items()}
-    generators = ["G_A2B", "G_B2A"]
-    model = _agree([infer_v1_generator(loaded[r], str(files[r])) for r in generators],
-                   [files[r] for r in generators])
-    discriminators = [r for r in ("D_A", "D_B") if r in loaded]
-    if discriminators:
-        model.update(_agree([infer_v1_discriminator(loaded[r], str(files[r])) for r in discriminators],
-                            [files[r] for r in discriminators]))
-    targets = {"G_A2B": "generators.AtoB", "G_B2A": "generators.BtoA",  # v1: netD_A judges A
-               "D_A": "discriminators.A", "D_B": "discriminators.B"}
-    jobs = [(files[r], loaded[r], targets[r], v1_generator_rows(int(model["n_blocks"]), targets[r]))
-            for r in generators]
-    jobs += [(files[r], loaded[r], targets[r], v1_discriminator_rows(int(model["n_layers_d"]), targets[r]))
-             for r in discriminators]
-    state = _convert_networks(jobs, _ours(model))
-    partial = ("discriminators",) if len(discriminators) < 2 else ()
-    return write_run(out, model, state, partial=partial)
+    return _import(inputs, out,
+                   files={"G_A2B": "netG_A2B.pth", "G_B2A": "netG_B2A.pth",
+                          "D_A": "netD_A.pth", "D_B": "netD_B.pth"},
+                   targets={"G_A2B": "generators.AtoB", "G_B2A": "generators.BtoA",  # v1: netD_A judges A
+                            "D_A": "discriminators.A", "D_B": "discriminators.B"},
+                   infer_g=infer_v1_generator, infer_d=infer_v1_discriminator, g_rows=v1_generator_rows,
+                   d_rows=v1_discriminator_rows)
