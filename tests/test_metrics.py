@@ -92,5 +92,60 @@ def test_evaluate_cli_smoke(tmp_path):
         assert r["n_source"] == 6 and r["step"] == 1 and r["fid"] >= 0 and "kid_std_x100" in r
         assert 0 <= r["background_ssim"] <= 1 and "target_psnr" in r
     assert json.loads((tmp_path / "r.json").read_text())[0]["direction"] == "AtoB"
+    extractor = tmp_path / "extractor.safetensors"
+    unpaired("extractor", "train", "--data", data, "--out", extractor, "--size", 32, "--epochs", 1, "--batch-size", 4)
+    unpaired("evaluate", "--checkpoint", run, "--data", data, "--metrics", "kid,accuracy", "--feature-extractor", extractor)
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 <= row["accuracy"] <= 1 and "classifier_test_accuracy" in row and row["kid_x100"] == row["kid_x100"]
     proc = unpaired("evaluate", "--checkpoint", run, "--data", data, "--split", "val", ok=False)
     assert proc.returncode == 2 and "valA" in proc.stderr
+
+
+def write_brightness_domains(root, n_train=24, n_test=8):
+    """Domain A: dark smooth images, domain B: bright ones (a classifier separates them easily)."""
+    from PIL import Image
+
+    for split, n in (("train", n_train), ("test", n_test)):
+        for domain, shift in (("A", -90), ("B", 90)):
+            folder = root / f"{split}{domain}"
+            folder.mkdir(parents=True)
+            images = smooth_images(n, seed=hash((split, domain)) % 1000, shift=shift)
+            for i, image in enumerate(images):
+                Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
+    return root
+
+
+def test_trained_extractor_file_scores_and_classifies(tmp_path):
+    from conftest import unpaired
+
+    from unpaired.metrics.extractor import domain_accuracy, load_extractor
+
+    data = write_brightness_domains(tmp_path / "data")
+    out = tmp_path / "extractor.safetensors"
+    unpaired("extractor", "train", "--data", data, "--out", out, "--size", 32, "--epochs", 6, "--batch-size", 8)
+    _, info = load_extractor(out)
+    assert info["classes"] == ["A", "B"] and info["n_train"] == 48 and info["n_test"] == 16
+    assert info["test_accuracy"] >= 0.9, info
+    dark, bright = smooth_images(20, 5, shift=-90), smooth_images(20, 6, shift=90)
+    assert domain_accuracy(str(out), bright, "B")["accuracy"] >= 0.9
+    assert domain_accuracy(str(out), dark, "B")["accuracy"] <= 0.1
+    same = fidelity_scores(dark, dark.clone(), feature_extractor=str(out), kid=False)
+    assert abs(same["fid"]) < 1e-3  # 512-d features of 20 images: sqrtm round-off
+    near = fidelity_scores(dark, smooth_images(20, 7, shift=-90), feature_extractor=str(out))
+    far = fidelity_scores(dark, bright, feature_extractor=str(out))
+    assert far["fid"] > 5 * near["fid"] and far["kid_x100"] > 5 * abs(near["kid_x100"])
+
+
+def test_extractor_file_errors(tmp_path, synth_data):
+    from safetensors.torch import save_file
+
+    from unpaired.metrics.evaluate import evaluate
+
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(1)}, str(plain))
+    with pytest.raises(ValueError, match="plain.safetensors: not a feature extractor"):
+        fidelity_scores(smooth_images(4, 0), smooth_images(4, 1), feature_extractor=str(plain))
+    with pytest.raises(FileNotFoundError, match="missing.safetensors: no such file"):
+        fidelity_scores(smooth_images(4, 0), smooth_images(4, 1), feature_extractor=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ValueError, match="--metrics accuracy needs --feature-extractor"):
+        evaluate(None, synth_data, metrics=["accuracy"], feature_extractor="unpaired-tiny")

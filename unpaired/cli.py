@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -149,6 +150,15 @@ def cmd_evaluate(args) -> int:
     return run_evaluate(args)
 
 
+def cmd_extractor(args) -> int:
+    from .metrics.extractor import train_extractor
+
+    info = train_extractor(Path(args.data), Path(args.out), size=args.size, epochs=args.epochs,
+                           batch_size=args.batch_size, seed=args.seed)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import run_export
 
@@ -232,17 +242,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder with testA/ testB/ (and *_masks/ for mask scores)")
     p.add_argument("--split", default="test", help="split prefix: test -> testA/testB (default), train, ...")
     p.add_argument("--direction", default="both", choices=["AtoB", "BtoA", "both"])
-    p.add_argument("--metrics", default="fid,kid", help="comma-separated: fid, kid, masks (default fid,kid)")
+    p.add_argument("--metrics", default="fid,kid",
+                   help="comma-separated: fid, kid, masks (needs *_masks/), accuracy (needs an extractor file) "
+                        "(default fid,kid)")
     p.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     p.add_argument("--inception-weights", metavar="PATH",
                    help="local file of the FID Inception weights (pt_inception-2015-12-05); "
                         "or set UNPAIRED_INCEPTION_WEIGHTS")
     p.add_argument("--feature-extractor", default="inception-v3-compat",
-                   help="torch-fidelity feature extractor name (default: the standard FID Inception)")
+                   help="torch-fidelity feature extractor name (default: the standard FID Inception), or a "
+                        ".safetensors file written by `unpaired extractor train`")
     p.add_argument("--kid-subset-size", type=int, help="KID subset size (default: what the test set allows, <= 1000)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("extractor", help="train a domain classifier to use as FID/KID feature extractor")
+    esub = p.add_subparsers(dest="extractor_command", metavar="EXTRACTOR_COMMAND", required=True)
+    e = esub.add_parser("train", help="train a ResNet-18 (no pretrained weights) on a dataset's training split",
+                        description="For FID/KID without the standard Inception weights, and for the accuracy "
+                                    "metric. Numbers are comparable between models on that dataset only.")
+    e.add_argument("--data", required=True, help="trainA/ trainB/ (+ testA/ testB/), or train/<domain>/ (+ test/)")
+    e.add_argument("--out", required=True, help="the .safetensors file to write")
+    e.add_argument("--size", type=int, default=64, help="input size the classifier sees (default 64)")
+    e.add_argument("--epochs", type=int, default=12)
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_extractor)
 
     p = sub.add_parser("export", help="export a generator to ONNX or TorchScript, checked against PyTorch")
     p.add_argument("--checkpoint", required=True, help="run folder, generator .safetensors or step_N.pt")

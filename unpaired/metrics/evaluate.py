@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from ..models.base import normalise_heatmap
+from .extractor import domain_accuracy, is_extractor_file
 
-KNOWN_METRICS = ("fid", "kid", "masks")
+KNOWN_METRICS = ("fid", "kid", "masks", "accuracy")
 
 
 def _load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit: Optional[int] = None) -> tuple:
@@ -73,12 +74,16 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
              metrics: Sequence[str] = ("fid", "kid"), feature_extractor: str = "inception-v3-compat",
              inception_weights: Optional[str] = None, kid_subset_size: Optional[int] = None,
              batch_size: int = 16, device: str = "cpu", limit: Optional[int] = None) -> List[Dict[str, object]]:
-    from .fidelity import cache_name, fidelity_scores, to_uint8
+    from .fidelity import cache_name, fidelity_scores, resolve_extractor, to_uint8
 
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(KNOWN_METRICS)}")
+    if "accuracy" in metrics and not is_extractor_file(feature_extractor):
+        raise ValueError("--metrics accuracy needs --feature-extractor FILE.safetensors (a domain classifier "
+                         "written by `unpaired extractor train`)")
     data = Path(data)
+    extractor_key = resolve_extractor(feature_extractor) if {"fid", "kid"} & set(metrics) else feature_extractor
     results = []
     for direction in directions:
         source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
@@ -95,8 +100,10 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
             row.update(fidelity_scores(
                 to_uint8(out["image"]), to_uint8(reals), fid="fid" in metrics, kid="kid" in metrics,
                 feature_extractor=feature_extractor, weights=inception_weights,
-                real_cache=cache_name(real_paths, size or 0, feature_extractor), kid_subset_size=kid_subset_size,
+                real_cache=cache_name(real_paths, size or 0, extractor_key), kid_subset_size=kid_subset_size,
                 device=device))
+        if "accuracy" in metrics:
+            row.update(domain_accuracy(feature_extractor, to_uint8(out["image"]), target))
         if "masks" in metrics:
             from .masks import mask_scores
 
@@ -115,7 +122,7 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
 
 
 def format_table(results: List[Dict[str, object]]) -> str:
-    columns = ["direction", "n_source", "n_real", "fid", "kid_x100", "kid_std_x100", "background_psnr",
+    columns = ["direction", "n_source", "n_real", "fid", "kid_x100", "kid_std_x100", "accuracy", "background_psnr",
                "background_ssim", "foreground_change", "attention_iou", "target_psnr", "seconds"]
     columns = [c for c in columns if any(c in r for r in results)]
 

@@ -89,6 +89,18 @@ def default_kid_subset_size(n_fake: int, n_real: int) -> int:
     return max(2, min(1000, min(n_fake, n_real) // 2))
 
 
+def resolve_extractor(feature_extractor: str) -> str:
+    """The torch-fidelity registry name of ``feature_extractor``: a registered name (the stand-ins are
+    registered here), or a ``.safetensors`` file written by ``unpaired extractor train``."""
+    from .extractor import is_extractor_file, register_file
+    from .standin import register
+
+    register()
+    if is_extractor_file(feature_extractor):
+        return register_file(feature_extractor)
+    return feature_extractor
+
+
 def fidelity_scores(fake: torch.Tensor, real: torch.Tensor, *, fid: bool = True, kid: bool = True,
                     feature_extractor: str = "inception-v3-compat", weights: Optional[str] = None,
                     real_cache: Optional[str] = None, kid_subset_size: Optional[int] = None,
@@ -96,9 +108,7 @@ def fidelity_scores(fake: torch.Tensor, real: torch.Tensor, *, fid: bool = True,
     """FID and KID×100 between ``fake`` and ``real`` (N×3×H×W uint8)."""
     import torch_fidelity
 
-    from .standin import register
-
-    register()
+    feature_extractor = resolve_extractor(feature_extractor)
     n_fake, n_real = len(fake), len(real)
     if n_fake < 2 or n_real < 2:
         raise ValueError(f"FID/KID need at least 2 images on each side (translated {n_fake}, real {n_real})")

@@ -22,7 +22,7 @@ import torch
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync, then rename over ``path`` (same folder, so the rename is atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +50,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     def write(tmp):
         Path(tmp).write_text(text)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -72,7 +72,7 @@ def latest_checkpoint(run_dir: Path) -> Optional[Path]:
 
 
 def save_training_state(path: Path, state: Dict[str, Any]) -> None:
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_training_state(path: Path, map_location="cpu") -> Dict[str, Any]:
@@ -117,7 +117,7 @@ def save_generator(folder: Path, name: str, module: torch.nn.Module, meta: Dict[
     folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     weights = folder / f"{name}.safetensors"
-    _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     atomic_write_text(folder / f"{name}.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return weights
 
