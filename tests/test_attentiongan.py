@@ -362,7 +362,8 @@ def test_attention_discriminator_formulation():
     d_att = method.discriminators["B_attention"]
     d_att.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
     method.discriminator_loss(ctx)
-    real_pair, fake_pair = seen
+    (pairs,) = seen  # instance norm is per-sample: real and fake pairs share one call
+    real_pair, fake_pair = pairs.chunk(2)
     torch.testing.assert_close(real_pair, torch.cat([ctx.cache["fake_A"].foreground(), ctx.batch["B"]], 1))
     fake_B = ctx.cache["fake_B"]
     torch.testing.assert_close(fake_pair, torch.cat([fake_B.foreground(), fake_B.image], 1))

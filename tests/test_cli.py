@@ -61,6 +61,28 @@ def test_translate_globs_and_overview(trained_run):
     assert Image.open(out / "overview.png").size[0] > 3 * 96
 
 
+def test_compare_models_side_by_side(trained_run):
+    from unpaired.inference import Translation
+    from unpaired.visualize import comparison
+
+    root, data, run = trained_run
+    out = root / "compare.png"
+    proc = unpaired("compare", "--checkpoint", run, run, "--names", "first,second", "--input", data / "testA",
+                    "--output", out, "--cell", 40)
+    assert "compared 2 model(s) on 3 image(s)" in proc.stdout
+    assert Image.open(out).size == (3 * 44 + 4, 16 + 3 * 44 + 4)  # input | first | second, 3 rows
+    proc = unpaired("compare", "--checkpoint", run, run, "--names", "one", "--input", data / "testA",
+                    "--output", out, ok=False)
+    assert proc.returncode == 2 and "--names gives 1 names for 2 checkpoints" in proc.stderr
+    # a model with attention gets an attention column after its translation
+    paths = sorted((data / "testA").glob("*.png"))[:2]
+    plain = [Translation(image=Image.new("RGB", (32, 32))) for _ in paths]
+    masked = [Translation(image=Image.new("RGB", (32, 32)), attention=np.ones((32, 32), np.float32)) for _ in paths]
+    sheet = comparison(paths, {"plain": plain, "masked": masked}, cell=40)
+    assert sheet.size == (4 * 44 + 4, 16 + 2 * 44 + 4)
+    assert sheet.getpixel((4 + 3 * 44 + 20, 16 + 4 + 20)) == (255, 255, 255)  # the all-ones mask, white
+
+
 def test_translate_reports_unreadable_inputs(trained_run, tmp_path):
     root, _, run = trained_run
     (tmp_path / "good.png").write_bytes((root / "data" / "testA" / "0000.png").read_bytes())

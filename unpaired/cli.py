@@ -150,6 +150,28 @@ def cmd_evaluate(args) -> int:
     return run_evaluate(args)
 
 
+def cmd_compare(args) -> int:
+    from .data import check_files
+    from .inference import Translator, expand_inputs
+    from .visualize import comparison
+
+    paths = expand_inputs(args.input)[: args.max_rows]
+    problems = check_files(paths)
+    if problems:
+        raise CLIError("cannot read these inputs:\n" + "\n".join(f"  {p}: {why}" for p, why in problems))
+    names = args.names.split(",") if args.names else [Path(c).name for c in args.checkpoint]
+    if len(names) != len(args.checkpoint):
+        raise CLIError(f"--names gives {len(names)} names for {len(args.checkpoint)} checkpoints")
+    results = {}
+    for name, checkpoint in zip(names, args.checkpoint):
+        translator = Translator.load(checkpoint, device=args.device, directions=(args.direction,))
+        results[name] = list(translator.translate_files(paths, args.direction, args.batch_size))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    comparison(paths, results, cell=args.cell).save(args.output)
+    print(f"compared {len(results)} model(s) on {len(paths)} image(s) {args.direction}: {args.output}")
+    return 0
+
+
 def cmd_extractor(args) -> int:
     from .metrics.extractor import train_extractor
 
@@ -256,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="one picture of several models' translations (and attention) side by side")
+    p.add_argument("--checkpoint", required=True, nargs="+", help="run folders or generator files, one per model")
+    p.add_argument("--input", required=True, nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--output", required=True, help="PNG to write")
+    p.add_argument("--names", help="comma-separated column names (default: the checkpoints' folder names)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--max-rows", type=int, default=8, help="first N inputs (default 8)")
+    p.add_argument("--cell", type=int, default=96, help="pixel size of each picture (default 96)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("extractor", help="train a domain classifier to use as FID/KID feature extractor")
     esub = p.add_subparsers(dest="extractor_command", metavar="EXTRACTOR_COMMAND", required=True)

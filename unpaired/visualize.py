@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -32,13 +32,39 @@ def overview(paths: Sequence[Path], translations: Sequence, cell: int = 96, max_
         if mask is not None:
             row.append(Image.open(mask).convert("RGB"))
         rows.append(row)
+    return sheet(rows, headers, cell)
+
+
+def comparison(paths: Sequence[Path], results: Dict[str, Sequence], cell: int = 96, max_rows: int = 24) -> Image.Image:
+    """One row per input: input | each model's translation followed by its attention (or heatmap), if any."""
+    from .data import load_rgb
+
+    headers = ["input"]
+    for name, translations in results.items():
+        headers.append(name)
+        if any(t.attention is not None for t in translations):
+            headers.append("attention")
+    rows: List[List[Image.Image]] = []
+    for i, path in enumerate(list(paths)[:max_rows]):
+        row = [load_rgb(path)]
+        for translations in results.values():
+            row.append(translations[i].image)
+            if any(t.attention is not None for t in translations):
+                a = translations[i].attention
+                row.append(_grey_rgb(a) if a is not None else Image.new("RGB", (cell, cell)))
+        rows.append(row)
+    return sheet(rows, headers, cell)
+
+
+def sheet(rows: List[List[Image.Image]], headers: Sequence[str], cell: int = 96) -> Image.Image:
+    """Images in a grid of ``cell``-pixel squares under a line of column headers."""
     columns = max(len(r) for r in rows)
     pad, top = 4, 16
-    sheet = Image.new("RGB", (columns * (cell + pad) + pad, top + len(rows) * (cell + pad) + pad), "white")
-    draw = ImageDraw.Draw(sheet)
+    out = Image.new("RGB", (columns * (cell + pad) + pad, top + len(rows) * (cell + pad) + pad), "white")
+    draw = ImageDraw.Draw(out)
     for c in range(columns):
-        draw.text((pad + c * (cell + pad), 2), headers[c], fill="black")
+        draw.text((pad + c * (cell + pad), 2), headers[c][: cell // 6], fill="black")
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            sheet.paste(image.resize((cell, cell), Image.NEAREST), (pad + c * (cell + pad), top + pad + r * (cell + pad)))
-    return sheet
+            out.paste(image.resize((cell, cell), Image.NEAREST), (pad + c * (cell + pad), top + pad + r * (cell + pad)))
+    return out

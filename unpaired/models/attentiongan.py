@@ -157,11 +157,13 @@ class AttentionGAN(CycleGAN):
             real_pair = attention_pair(c[other_key].foreground().detach(), real)  # [M_F(y), y]
             fake_pair = ctx.pool(domain, attention_pair(c[fake_key].foreground(), c[fake_key].image).detach())
             D, D_att = self.discriminators[domain], self.discriminators[f"{domain}_attention"]
-            terms[f"real_{domain}"] = losses.adversarial_loss(D(real).logits, True, mode)
-            terms[f"fake_{domain}"] = losses.adversarial_loss(D(fake_pair[:, 1:]).logits, False, mode)
+            real_logits, fake_logits = self.real_and_fake_logits(D, real, fake_pair[:, 1:])
+            terms[f"real_{domain}"] = losses.adversarial_loss(real_logits, True, mode)
+            terms[f"fake_{domain}"] = losses.adversarial_loss(fake_logits, False, mode)
             terms[f"D_{domain}"] = 0.5 * (terms[f"real_{domain}"] + terms[f"fake_{domain}"])
-            terms[f"real_att_{domain}"] = losses.adversarial_loss(D_att(real_pair).logits, True, mode)
-            terms[f"fake_att_{domain}"] = losses.adversarial_loss(D_att(fake_pair).logits, False, mode)
+            real_logits, fake_logits = self.real_and_fake_logits(D_att, real_pair, fake_pair)
+            terms[f"real_att_{domain}"] = losses.adversarial_loss(real_logits, True, mode)
+            terms[f"fake_att_{domain}"] = losses.adversarial_loss(fake_logits, False, mode)
             terms[f"D_att_{domain}"] = 0.5 * (terms[f"real_att_{domain}"] + terms[f"fake_att_{domain}"])
         total = terms["D_B"] + terms["D_A"] + terms["D_att_B"] + terms["D_att_A"]
         return LossOutput(total=total, terms=terms)

@@ -65,7 +65,8 @@ class Trainer:
         spec = get_model(cfg.model_name)
         self.method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain).to(self.device)
         self.optimizers = {
-            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay,
+                                   fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
             for name, params in self.method.parameter_groups().items()
         }
         fp16 = t.precision == "fp16"
