@@ -63,7 +63,9 @@ class TrainConfig:
     pool_size: int = 50  # image history pool per domain (0 = off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast; fp16 (CUDA) with a scaler per optimiser
+    channels_last: bool = False  # NHWC memory format for networks and batches (faster convolutions on recent GPUs)
+    compile: bool = False  # torch.compile each network in place (first steps slower while it compiles)
     init: Literal["normal", "xavier", "kaiming", "orthogonal", "default"] = "normal"
     init_gain: float = 0.02
     log_every: int = 50

@@ -22,6 +22,7 @@ from ..models import get_model
 from ..models.base import StepContext, set_requires_grad
 from ..nn.init import init_weights
 from . import checkpoint as ckpt
+from . import distributed
 from .pool import ImagePool
 from .samples import SampleWriter
 from .stats import StatsWriter, peak_memory_gb
@@ -53,17 +54,32 @@ def lr_factor(step: int, total: int, decay_fraction: float) -> float:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.cfg, self.run_dir = cfg, Path(run_dir)
         t = cfg.train
-        self.device = resolve_device(t.device)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        _log_to_file(self.run_dir / "log.txt")
+        self.dist = distributed.from_environment()  # torchrun's processes, or one
+        self.is_main = self.dist.is_main
+        self.progress = progress and self.is_main
+        self.device = resolve_device(distributed.device_for(self.dist, t.device) or t.device)
+        if self.is_main:  # only rank 0 writes into the run folder
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _log_to_file(self.run_dir / "log.txt")
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        seed_everything(t.seed)
+        seed_everything(t.seed)  # the same initial weights in every process
 
         spec = get_model(cfg.model_name)
-        self.method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain).to(self.device)
+        method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain)
+        method = distributed.convert_batchnorm(method, self.dist, self.device)
+        self.method = method.to(self.device)
+        if t.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        distributed.broadcast_state(self.method, self.dist)
+        if self.dist.enabled:  # each process its own random stream from here on (pools, label draws)
+            seed_everything(t.seed + 1_000_003 * self.dist.rank)
+        if t.compile:
+            for group in (self.method.generators, self.method.discriminators):
+                for module in group.values():
+                    module.compile()  # in place: parameter names and checkpoints stay as they are
         self.optimizers = {
             name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay,
                                    fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
@@ -73,12 +89,13 @@ class Trainer:
         if fp16 and self.device.type != "cuda":
             raise RuntimeError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
-        self.pools = {dom: ImagePool(t.pool_size, seed=t.seed * 1000 + i)
+        self.pools = {dom: ImagePool(t.pool_size, seed=t.seed * 1000 + i + 7919 * self.dist.rank)
                       for i, dom in enumerate(self.method.pooled_domains)}
         self.step = 0
+        self.samples_seen = 0  # over all processes: where the data stream continues on resume
         if resume:
             self._resume()
-        else:
+        elif self.is_main:
             ckpt.atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
         self._print_summary()
 
@@ -101,6 +118,8 @@ class Trainer:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = t.lr * factor
+        if t.channels_last:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
         ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps)
         networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
         set_requires_grad(networks.values(), True)
@@ -116,23 +135,26 @@ class Trainer:
                 set_requires_grad([module], name in phase.trainable)
             with self._autocast():
                 out = phase.loss(ctx)
-            if not torch.isfinite(out.total.detach()).item():
+            scaler.scale(out.total).backward()
+            params = [p for group in opt.param_groups for p in group["params"]]
+            total = distributed.average_gradients(params, out.total, self.dist)  # mean over processes
+            if not torch.isfinite(total).item():  # every process sees the same mean, so all stop together
                 terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
                 last = ckpt.latest_checkpoint(self.run_dir)
                 raise NonFiniteLossError(
-                    f"step {self.step + 1}: the {phase.name} loss is {float(out.total.detach())} ({terms}). Training stopped "
+                    f"step {self.step + 1}: the {phase.name} loss is {float(total)} ({terms}). Training stopped "
                     f"before this step changed any checkpoint; last good checkpoint: {last or 'none yet'}. "
                     f"Try a lower train.lr or train.precision=fp32.")
-            scaler.scale(out.total).backward()
             scaler.step(opt)
             scaler.update()
             if phase.after_step is not None:
                 phase.after_step()
-            values[f"Loss/{phase.name}/total"] = float(out.total.detach())
+            values[f"Loss/{phase.name}/total"] = float(total)
             for k, v in out.terms.items():
                 values[f"Loss/{phase.name}/{k}"] = float(v.detach())
         set_requires_grad(networks.values(), True)
         self.step += 1
+        self.samples_seen += len(next(iter(batch.values()))) * self.dist.world_size
         if stats is not None:
             for k, v in values.items():
                 stats.add(k, v)
@@ -148,7 +170,11 @@ class Trainer:
             raise ValueError("no training data: pass --data DIR (a folder with trainA/ and trainB/) or set data.root")
         dataset = UnpairedFolders(d.root, "train", TrainTransform(d.load_size, d.crop_size, d.flip, d.resize),
                                   seed=t.seed, skip_bad_files=d.skip_bad_files)
-        return DataLoader(dataset, batch_size=t.batch_size, sampler=EndlessSampler(start=self.step * t.batch_size),
+        # process r of W takes the global sample counters n·W + r: the processes' batches together are the
+        # samples a single process with batch W·batch_size would take, and a resume continues the same stream
+        sampler = EndlessSampler(start=self.samples_seen // self.dist.world_size, rank=self.dist.rank,
+                                 world_size=self.dist.world_size)
+        return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler,
                           num_workers=d.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
                           persistent_workers=d.num_workers > 0)
 
@@ -161,8 +187,8 @@ class Trainer:
             log.info("already trained %d of %d steps; nothing to do", self.step, t.steps)
             return ckpt.latest_checkpoint(self.run_dir)
         loader = self.make_loader()
-        samples = SampleWriter(self.run_dir, self.cfg, self.device)
-        stats = StatsWriter(self.run_dir)
+        samples = SampleWriter(self.run_dir, self.cfg, self.device) if self.is_main else None
+        stats = StatsWriter(self.run_dir, enabled=self.is_main)
         bar = _progress(self.progress, total=t.steps, initial=self.step)
         tick, tick_step = time.time(), self.step
         last = None
@@ -181,20 +207,21 @@ class Trainer:
                     means = stats.flush(step)
                     bar.set_postfix_str(_short(means))
                     log.info("step %d/%d %s", step, t.steps, _short(means, 8))
-                if step % t.sample_every == 0 or step == t.steps:
+                if samples is not None and (step % t.sample_every == 0 or step == t.steps):
                     grid = samples.write(self.method, step)
                     stats.image("samples", grid, step)
-                if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
+                if self.is_main and t.eval_every and (step % t.eval_every == 0 or step == t.steps):
                     for k, v in self.evaluate().items():
                         stats.add(k, v)
                     stats.flush(step)
                 if step % t.checkpoint_every == 0 or step == end:
-                    last = self.save()
+                    last = self.save() if self.is_main else ckpt.checkpoint_path(self.run_dir, step)
                 if step >= end:
                     break
         finally:
             bar.close()
             stats.close()
+        distributed.barrier(self.dist)  # no process leaves before rank 0 has written the last checkpoint
         return last
 
     def evaluate(self) -> Dict[str, float]:
@@ -217,6 +244,8 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "step": self.step,
+            "samples_seen": self.samples_seen,
+            "world_size": self.dist.world_size,
             "method": self.method.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
@@ -256,6 +285,7 @@ class Trainer:
             p.load_state_dict(state["pools"][k], device=self.device)
         ckpt.set_rng_state({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in state["rng"].items()})
         self.step = int(state["step"])
+        self.samples_seen = int(state.get("samples_seen", self.step * self.cfg.train.batch_size))
         log.info("resumed from %s (step %d)", path, self.step)
 
     def _print_summary(self) -> None:

@@ -1,0 +1,48 @@
+"""FID/KID of doing nothing: the untranslated test inputs scored against the target domain's real test images.
+
+    python benchmarks/no_translation_baseline.py --data DIR --feature-extractor FILE.safetensors
+
+The reference row of a results table: a translation that scores no better than its own input has not moved
+the images towards the target domain. Same loading and scoring as ``unpaired evaluate`` (images resized to
+``--size``, torch-fidelity, KID subset size = half the smaller set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> int:
+    from unpaired.metrics.evaluate import _load_split
+    from unpaired.metrics.extractor import domain_accuracy, is_extractor_file
+    from unpaired.metrics.fidelity import fidelity_scores, to_uint8
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--feature-extractor", default="inception-v3-compat")
+    parser.add_argument("--inception-weights")
+    args = parser.parse_args()
+    rows = []
+    for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
+        _, inputs = _load_split(args.data / f"{args.split}{source}", args.size)
+        _, reals = _load_split(args.data / f"{args.split}{target}", args.size)
+        row = {"direction": direction, "n_source": len(inputs), "n_real": len(reals)}
+        row.update(fidelity_scores(to_uint8(inputs), to_uint8(reals), feature_extractor=args.feature_extractor,
+                                   weights=args.inception_weights))
+        if is_extractor_file(args.feature_extractor):
+            row.update(domain_accuracy(args.feature_extractor, to_uint8(inputs), target))
+        rows.append(row)
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
