@@ -97,4 +97,9 @@ def convert_batchnorm(module: torch.nn.Module, ctx: Distributed, device: torch.d
     has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
     if ctx.enabled and has_bn and device.type == "cuda":
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if ctx.enabled and has_bn:
+        import logging
+
+        logging.getLogger("unpaired").warning("BatchNorm statistics stay per process on %s (SyncBatchNorm needs CUDA)",
+                                              device.type)
     return module
