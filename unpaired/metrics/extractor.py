@@ -159,8 +159,10 @@ def is_extractor_file(name: str) -> bool:
 
 def register_file(path: str) -> str:
     """Register the extractor file with torch-fidelity; returns its registry name (changes with the file's bytes)."""
-    from torch_fidelity import FeatureExtractorBase, register_feature_extractor
+    from torch_fidelity import register_feature_extractor
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    from .standin import EagerFeatureExtractor
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"feature extractor {path}: no such file")
@@ -170,7 +172,9 @@ def register_file(path: str) -> str:
         return name
     model, info = load_extractor(Path(path))
 
-    class TrainedFeatures(FeatureExtractorBase):
+    class TrainedFeatures(EagerFeatureExtractor):
+        DEFAULT = "512"
+
         def __init__(self, name, features_list, **kwargs):
             super().__init__(name, features_list)
             self.net, self.size = model, int(info["size"])
@@ -178,18 +182,6 @@ def register_file(path: str) -> str:
         @staticmethod
         def get_provided_features_list():
             return ("512", "logits")
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return "512"
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
 
         def forward(self, x):
             x = prepare_uint8(x, self.size)

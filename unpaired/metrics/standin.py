@@ -14,8 +14,28 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 
-class TinyFeatureExtractor(FeatureExtractorBase):
+class EagerFeatureExtractor(FeatureExtractorBase):
+    """What our extractors share: uint8 N×3×H×W in, eager mode (torch-fidelity never compiles them), one
+    default feature layer ``DEFAULT`` for every metric."""
+
+    DEFAULT = ""
+
+    @classmethod
+    def get_default_feature_layer_for_metric(cls, metric):
+        return cls.DEFAULT
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+
+
+class TinyFeatureExtractor(EagerFeatureExtractor):
     INPUT_SIZE = 64
+    DEFAULT = "64"
 
     def __init__(self, name, features_list, **kwargs):
         super().__init__(name, features_list)
@@ -35,18 +55,6 @@ class TinyFeatureExtractor(FeatureExtractorBase):
     @staticmethod
     def get_provided_features_list():
         return ("64",)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "64"
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
 
     def forward(self, x):
         x = x.float() / 127.5 - 1.0
