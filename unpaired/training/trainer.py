@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..config import RunConfig
+from ..data.sources import complete_config
 from ..models import get_model
 from ..models.base import StepContext, set_requires_grad
 from ..nn.init import init_weights
@@ -61,6 +62,7 @@ class Trainer:
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(t.seed)
+        complete_config(cfg)  # settings the data decides (multi-domain: the domain names), checked against it
 
         spec = get_model(cfg.model_name)
         self.method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain).to(self.device)
@@ -100,7 +102,7 @@ class Trainer:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = t.lr * factor
-        ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps)
+        ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps, seed=t.seed)
         networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
         set_requires_grad(networks.values(), True)
         with self._autocast():
@@ -140,13 +142,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------------
 
     def make_loader(self) -> DataLoader:
-        from ..data import EndlessSampler, TrainTransform, UnpairedFolders
+        from ..data import EndlessSampler, train_dataset
 
         d, t = self.cfg.data, self.cfg.train
-        if not d.root:
-            raise ValueError("no training data: pass --data DIR (a folder with trainA/ and trainB/) or set data.root")
-        dataset = UnpairedFolders(d.root, "train", TrainTransform(d.load_size, d.crop_size, d.flip, d.resize),
-                                  seed=t.seed, skip_bad_files=d.skip_bad_files)
+        dataset = train_dataset(self.cfg)  # the model's kind of data (ModelSpec.dataset)
         return DataLoader(dataset, batch_size=t.batch_size, sampler=EndlessSampler(start=self.step * t.batch_size),
                           num_workers=d.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
                           persistent_workers=d.num_workers > 0)
