@@ -111,7 +111,7 @@ def _targets(args, domains) -> list:
                        f"{', '.join(domains)})")
     for target in targets:
         if target not in domains:
-            raise CLIError(f"--target-domain {target!r}: unknown domain; this model knows {', '.join(domains)}")
+            raise CLIError(f"--target-domain: unknown domain {target!r}; this model knows {', '.join(domains)}")
     return list(dict.fromkeys(targets))
 
 

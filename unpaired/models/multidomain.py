@@ -254,22 +254,11 @@ OFFICIAL = {  # AttentionGAN-v1-multi/main.py defaults (= StarGAN's)
     "data": {"load_size": 128, "crop_size": 128, "flip": True},
 }
 
-register(ModelSpec(
-    name="attentiongan-multi",
-    args=MultiDomainArgs,
-    build=MultiDomainGAN,
-    build_generator=MultiDomainGAN.make_generator,
-    summary="multi-domain AttentionGAN: one label-conditioned Scheme I generator, StarGAN D + classifier, WGAN-GP",
-    defaults=OFFICIAL,
-    dataset="multidomain",
-))
-
-register(ModelSpec(
-    name="stargan",
-    args=StarGANArgs,
-    build=MultiDomainGAN,
-    build_generator=MultiDomainGAN.make_generator,
-    summary="StarGAN: one label-conditioned generator (tanh output), D + classifier, WGAN-GP (the baseline)",
-    defaults=OFFICIAL,
-    dataset="multidomain",
-))
+for name, args, summary in (
+    ("attentiongan-multi", MultiDomainArgs, "multi-domain AttentionGAN: one label-conditioned Scheme I generator, "
+                                            "StarGAN D + classifier, WGAN-GP"),
+    ("stargan", StarGANArgs, "StarGAN: one label-conditioned generator (tanh output), D + classifier, WGAN-GP "
+                             "(the baseline)"),
+):
+    register(ModelSpec(name=name, args=args, build=MultiDomainGAN, build_generator=MultiDomainGAN.make_generator,
+                       summary=summary, defaults=OFFICIAL, dataset="multidomain"))
