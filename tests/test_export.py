@@ -41,7 +41,9 @@ def inputs_for(generator, n, h, w, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 3, h, w, generator=g) * 2 - 1
     c_dim = getattr(generator, "c_dim", 0)
-    return (x,) if not c_dim else (x, torch.nn.functional.one_hot(torch.randint(c_dim, (n,), generator=g), c_dim).float())
+    if not c_dim:
+        return (x,)
+    return x, torch.nn.functional.one_hot(torch.randint(c_dim, (n,), generator=g), c_dim).float()
 
 
 def sizes_for(generator):
@@ -111,7 +113,8 @@ def test_translator_runs_onnx_like_pytorch(name, tmp_path):
     assert list(exported.generators) == [key]
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in ((30, 22), (32, 32))]
-    for a, b in zip(eager.translate_batch(images, key, target=target), exported.translate_batch(images, key, target=target)):
+    pairs = zip(eager.translate_batch(images, key, target=target), exported.translate_batch(images, key, target=target))
+    for a, b in pairs:
         assert a.image.size == b.image.size
         # to_pil truncates to uint8: a 1e-6 difference can move a pixel across a level boundary
         assert np.abs(np.asarray(a.image, np.int16) - np.asarray(b.image, np.int16)).max() <= 1

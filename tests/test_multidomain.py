@@ -2,7 +2,6 @@
 checkpoint layout, and the command line from synthetic data to an exported file."""
 
 import json
-from collections import OrderedDict
 
 import numpy as np
 import pytest

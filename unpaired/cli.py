@@ -77,7 +77,8 @@ def cmd_translate(args) -> int:
     kept = []
     for target, folder in jobs:
         folder.mkdir(parents=True, exist_ok=True)
-        results = translator.translate_files(paths, None if target else args.direction, args.batch_size, target=target)
+        direction = None if target else args.direction
+        results = translator.translate_files(paths, direction, args.batch_size, target=target)
         n = 0
         for path, result in zip(paths, results):
             result.image.save(folder / f"{path.stem}.png")

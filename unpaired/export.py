@@ -385,7 +385,8 @@ def load_onnx_generator(path: Union[str, Path]) -> Tuple[OnnxGenerator, dict]:
     """(generator, meta) for ``Translator``: meta carries model, args and direction as a run's JSON does."""
     info = read_export_info(path)
     meta = {"model": info.get("model"), "args": info.get("args"), "direction": info.get("direction") or "AtoB",
-            "target_domain": info.get("target_domain"), "exported": str(path), **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
+            "target_domain": info.get("target_domain"), "exported": str(path),
+            **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
     return OnnxGenerator(path, info), meta
 
 

@@ -118,7 +118,8 @@ class Translator:
         wanted = [target] if isinstance(target, str) else list(target)
         multi = bool(self.meta[MULTI]["args"].get("multi_label"))
         if len(wanted) != 1 and not multi:
-            raise ValueError(f"target {target!r}: the domains are exclusive; name exactly one of {', '.join(names)}")
+            raise ValueError(f"target {target!r}: the domains are exclusive; name exactly one of "
+                             f"{', '.join(names)}")
         label = torch.zeros(1, len(names))
         for name in wanted:
             if name not in names:
@@ -135,7 +136,8 @@ class Translator:
         if MULTI not in self.generators:
             self.label_for(target)  # raises: a two-domain model takes no target
         if target is None:
-            raise ValueError(f"this model translates to a target domain: pass target= one of {', '.join(self.domains)}")
+            raise ValueError(f"this model translates to a target domain: pass target= one of "
+                             f"{', '.join(self.domains)}")
         fixed = self.meta[MULTI].get("target_domain")  # an export with its target built in
         if fixed is not None:
             if target != fixed:
@@ -167,7 +169,8 @@ class Translator:
             groups.setdefault(tuple(t.shape[-2:]), []).append(i)
         for size, idx in groups.items():
             batch = torch.stack([tensors[i] for i in idx]).to(self.device)
-            out = run_any_size(generator, batch, None if label is None else label.to(self.device).expand(len(idx), -1))
+            labels = None if label is None else label.to(self.device).expand(len(idx), -1)
+            out = run_any_size(generator, batch, labels)
             for j, i in enumerate(idx):
                 results[i] = _to_translation(out, j, size, sources[i])
         return results
@@ -188,7 +191,8 @@ def load_model(source: Union[str, Path], direction: Optional[str] = None, device
     return Translator.load(source, device, directions=(direction or "AtoB",)).generator(direction)
 
 
-def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optional[torch.Tensor] = None) -> GeneratorOutput:
+def run_any_size(generator: torch.nn.Module, batch: torch.Tensor,
+                 label: Optional[torch.Tensor] = None) -> GeneratorOutput:
     """Run ``generator`` on N×3×H×W of any H, W (and, for a multi-domain generator, the N×c_dim target
     ``label``): pad to its size multiple (or resize to its fixed size) and crop (or resize) the outputs back."""
     h, w = batch.shape[-2:]

@@ -100,13 +100,16 @@ def _import(inputs: Sequence[Path], out: Path, expected: str, domains: Optional[
         model.update(d)
     names = [n.strip() for n in (domains or "").split(",") if n.strip()]
     if names and len(names) != model["c_dim"]:
-        raise ImportMismatch(f"--domains names {len(names)} domains, the checkpoint has c_dim = {model['c_dim']}")
+        raise ImportMismatch(f"--domains names {len(names)} domains, "
+                             f"the checkpoint has c_dim = {model['c_dim']}")
     model["domains"] = ",".join(names or [f"domain{i}" for i in range(int(model["c_dim"]))])
     ours_all = _ours(model)
     n_blocks = int(model["n_blocks"])
-    jobs = [("G", "generators.multi", generator_rows(n_blocks, "generators.multi"), ignored_generator_keys(n_blocks))]
+    jobs = [("G", "generators.multi", generator_rows(n_blocks, "generators.multi"),
+             ignored_generator_keys(n_blocks))]
     if "D" in theirs:
-        jobs.append(("D", "discriminators.multi", discriminator_rows(int(model["n_layers_d"]), "discriminators.multi"), []))
+        rows = discriminator_rows(int(model["n_layers_d"]), "discriminators.multi")
+        jobs.append(("D", "discriminators.multi", rows, []))
     state: Dict[str, torch.Tensor] = {}
     for role, prefix, rows, ignored in jobs:
         ours = {k: v for k, v in ours_all.items() if k.startswith(prefix + ".")}

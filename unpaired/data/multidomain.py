@@ -70,7 +70,8 @@ class LabelledImages(Dataset):
         """The image (index into ``paths``) of sample ``i``."""
         epoch, pos = divmod(i, len(self.paths))
         if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, torch.randperm(len(self.paths), generator=_generator(self.seed, _STREAM_PERM, epoch)))
+            g = _generator(self.seed, _STREAM_PERM, epoch)
+            self._perm = (epoch, torch.randperm(len(self.paths), generator=g))
         return int(self._perm[1][pos])
 
     def __getitem__(self, i: int) -> dict:
@@ -128,7 +129,8 @@ class MultiDomainFolders(LabelledImages):
         report_bad_files(bad, f"{Path(root) / split}", skip_bad_files)
         for d, name in enumerate(names):
             if d not in owners:
-                raise FileNotFoundError(f"{Path(root) / split / name}: no usable images left after excluding bad files")
+                raise FileNotFoundError(f"{Path(root) / split / name}: no usable images left after "
+                                        f"excluding bad files")
         labels = torch.nn.functional.one_hot(torch.tensor(owners), len(names))
         super().__init__(paths, labels, names, transform, seed)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["make_synthetic", "make_synthetic_domains", "synthetic_pair", "BACKGROUND_MAX_SATURATION", "HUE_RANGE_A", "HUE_RANGE_B"]
+__all__ = ["make_synthetic", "make_synthetic_domains", "synthetic_pair", "BACKGROUND_MAX_SATURATION",
+           "HUE_RANGE_A", "HUE_RANGE_B"]
 
 BACKGROUND_MAX_SATURATION = 0.40
 HUE_RANGE_A = (0.0, 30.0)  # degrees: red .. orange
@@ -234,7 +235,8 @@ def make_synthetic(
 
 
 def make_synthetic_domains(
-    root: str | os.PathLike, n_domains: int = 3, *, size: int = 64, n_train: int = 100, n_test: int = 10, seed: int = 0
+    root: str | os.PathLike, n_domains: int = 3, *, size: int = 64, n_train: int = 100, n_test: int = 10,
+    seed: int = 0,
 ) -> Path:
     """Write a synthetic multi-domain set: ``root/train/<domain>/`` and ``root/test/<domain>/`` (PNG).
 

@@ -94,7 +94,8 @@ class AttentionGANGenerator(nn.Module):
         return f"n_masks={self.n_masks}, geo={self.geo}"
 
 
-def compose_scheme2(content_logits: Tensor, attention_logits: Tensor, x: Tensor, geo: bool = False) -> GeneratorOutput:
+def compose_scheme2(content_logits: Tensor, attention_logits: Tensor, x: Tensor,
+                    geo: bool = False) -> GeneratorOutput:
     """Scheme II's composition: tanh content images C_k, softmax masks A_k (the last = background unless
     ``geo``), G(x) = Σ C_k·A_k (+ x·A_n)."""
     content = torch.tanh(content_logits)  # N×3(n−1)×H×W (geo: 3n)

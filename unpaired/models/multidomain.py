@@ -56,9 +56,9 @@ _STREAM_TARGET, _STREAM_GP = 1, 2  # ctx.rng streams
 
 @dataclass
 class MultiDomainArgs:
-    domains: str = ""  # comma-separated domain (or attribute) names in label order; "" = every domain of the data, sorted
+    domains: str = ""  # comma-separated names in label order; "" = every domain of the data, sorted
     c_dim: int = 5  # label length; follows model.domains when that is set (official default 5)
-    multi_label: bool = False  # false: exclusive domains, one-hot, cross-entropy (RaFD); true: attributes, BCE (CelebA)
+    multi_label: bool = False  # false: exclusive domains, one-hot, cross-entropy (RaFD); true: attributes, BCE
     attention: Literal["scheme1", "scheme2", "none"] = "scheme1"  # official multi AttentionGAN: scheme1
     n_masks: int = 10  # scheme2 only: n−1 content images + the input, mixed by n softmax masks
     ngf: int = 64  # official g_conv_dim 64
@@ -82,7 +82,8 @@ class MultiDomainArgs:
         if self.c_dim < 1 or self.n_critic < 1 or self.n_layers_d < 1:
             raise ValueError("c_dim, n_critic and n_layers_d must be at least 1")
         if self.image_size % 2 ** self.n_layers_d:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of 2^n_layers_d = {2 ** self.n_layers_d}")
+            raise ValueError(f"image_size {self.image_size} must be a multiple of 2^n_layers_d "
+                             f"= {2 ** self.n_layers_d}")
         if self.attention == "scheme2" and self.n_masks < 2:
             raise ValueError(f"n_masks must be at least 2 (foreground + background), got {self.n_masks}")
 
@@ -95,7 +96,8 @@ class StarGANArgs(MultiDomainArgs):
 def conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, transposed: bool = False):
     """Conv (no bias, zero padding) → affine instance norm (per-instance statistics) → ReLU."""
     conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(in_ch, out_ch, kernel, stride, padding, bias=False)
-    return nn.Sequential(OrderedDict(conv=conv, norm=nn.InstanceNorm2d(out_ch, affine=True), act=nn.ReLU(inplace=True)))
+    norm = nn.InstanceNorm2d(out_ch, affine=True)
+    return nn.Sequential(OrderedDict(conv=conv, norm=norm, act=nn.ReLU(inplace=True)))
 
 
 class ResidualBlock(nn.Module):
@@ -165,7 +167,8 @@ class MultiDomainDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> DiscriminatorOutput:
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             raise ValueError(f"the multi-domain discriminator takes {self.image_size}×{self.image_size} images "
-                             f"(model.image_size), got {tuple(x.shape[-2:])}; set model.image_size = data.crop_size")
+                             f"(model.image_size), got {tuple(x.shape[-2:])}; "
+                             f"set model.image_size = data.crop_size")
         h = self.main(x)
         return DiscriminatorOutput(logits=self.src(h), class_logits=self.cls(h).flatten(1))
 
