@@ -36,6 +36,16 @@ def meta_for(name, args, direction="AtoB"):
     return {"model": name, "args": dataclasses.asdict(args), "direction": direction}
 
 
+def inputs_for(generator, n, h, w, seed):
+    """Random images (and, for a multi-domain generator, one-hot target labels: its second input)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, h, w, generator=g) * 2 - 1
+    c_dim = getattr(generator, "c_dim", 0)
+    if not c_dim:
+        return (x,)
+    return x, torch.nn.functional.one_hot(torch.randint(c_dim, (n,), generator=g), c_dim).float()
+
+
 def sizes_for(generator):
     """Two (batch, H, W) test inputs; one size (two batches) for fixed-size generators."""
     fixed, m = generator.fixed_size, generator.size_multiple
@@ -44,14 +54,15 @@ def sizes_for(generator):
     return [(1, SIZE + m, SIZE + 2 * m), (2, SIZE - m, SIZE + 3 * m)]
 
 
-def run_exported(fmt, path, x):
+def run_exported(fmt, path, *inputs):
     if fmt == "onnx":
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {"input": x.numpy()}), [o.name for o in session.get_outputs()]
+        feed = {name: t.numpy() for name, t in zip(["input", "label"], inputs)}
+        return session.run(None, feed), [o.name for o in session.get_outputs()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(str(path))
-    return [t.numpy() for t in module(x)], None
+    return [t.numpy() for t in module(*inputs)], None
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -74,10 +85,10 @@ def test_export_matches_pytorch(name, fmt, tmp_path):
 
     # independently of the command's own check: run the file at two sizes (dynamic batch, H, W)
     for i, (n, h, w) in enumerate(sizes_for(generator)):
-        x = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(10 + i)) * 2 - 1
+        inputs = inputs_for(generator, n, h, w, seed=10 + i)
         with torch.no_grad():
-            ref = generator(x)
-        got, onnx_names = run_exported(fmt, output, x)
+            ref = generator(*inputs)
+        got, onnx_names = run_exported(fmt, output, *inputs)
         assert len(got) == len(names)
         if onnx_names is not None:
             assert onnx_names == names
@@ -94,13 +105,16 @@ def test_export_matches_pytorch(name, fmt, tmp_path):
 def test_translator_runs_onnx_like_pytorch(name, tmp_path):
     generator, args = tiny_generator(name)
     output = tmp_path / f"{name}.onnx"
-    export_generator(generator, "onnx", output, SIZE, meta=meta_for(name, args, "BtoA"))
-    eager = Translator({"BtoA": generator}, {"BtoA": meta_for(name, args, "BtoA")})
+    # a multi-domain generator has the one key "multi" and translates to a target domain
+    key, target = ("multi", "domain1") if getattr(generator, "c_dim", 0) else ("BtoA", None)
+    export_generator(generator, "onnx", output, SIZE, meta=meta_for(name, args, key))
+    eager = Translator({key: generator}, {key: meta_for(name, args, key)})
     exported = Translator.load(output)
-    assert list(exported.generators) == ["BtoA"]
+    assert list(exported.generators) == [key]
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in ((30, 22), (32, 32))]
-    for a, b in zip(eager.translate_batch(images, "BtoA"), exported.translate_batch(images, "BtoA")):
+    pairs = zip(eager.translate_batch(images, key, target=target), exported.translate_batch(images, key, target=target))
+    for a, b in pairs:
         assert a.image.size == b.image.size
         # to_pil truncates to uint8: a 1e-6 difference can move a pixel across a level boundary
         assert np.abs(np.asarray(a.image, np.int16) - np.asarray(b.image, np.int16)).max() <= 1

@@ -72,20 +72,26 @@ def cmd_translate(args) -> int:
             raise CLIError(f"two inputs would both be written as {p.stem}.png: {stems[p.stem]} and {p}")
         stems[p.stem] = p
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     translator = Translator.load(args.checkpoint, device=args.device or "cpu", directions=(args.direction,))
-    n, kept = 0, []
-    for path, result in zip(paths, translator.translate_files(paths, args.direction, args.batch_size)):
-        result.image.save(out / f"{path.stem}.png")
-        if args.overview and len(kept) < 24:
-            kept.append(result)
-        if args.save_attention and result.attention is not None:
-            if result.masks is not None and result.masks.shape[0] > 1:
-                for k, mask in enumerate(result.masks, start=1):
-                    _grey(mask).save(out / f"{path.stem}_attention_{k}.png")
-            _grey(result.attention).save(out / f"{path.stem}_attention.png")
-        n += 1
-    print(f"translated {n} image(s) {args.direction} into {out}")
+    # multi-domain: one sub-folder per --target-domain, OUT/<domain>/<stem>.png; two domains: OUT/<stem>.png
+    jobs = [(target, out / target) for target in _targets(args, translator.domains)] or [(None, out)]
+    kept = []
+    for target, folder in jobs:
+        folder.mkdir(parents=True, exist_ok=True)
+        direction = None if target else args.direction
+        results = translator.translate_files(paths, direction, args.batch_size, target=target)
+        n = 0
+        for path, result in zip(paths, results):
+            result.image.save(folder / f"{path.stem}.png")
+            if args.overview and len(kept) < 24 and target == jobs[0][0]:
+                kept.append(result)
+            if args.save_attention and result.attention is not None:
+                if result.masks is not None and result.masks.shape[0] > 1:
+                    for k, mask in enumerate(result.masks, start=1):
+                        _grey(mask).save(folder / f"{path.stem}_attention_{k}.png")
+                _grey(result.attention).save(folder / f"{path.stem}_attention.png")
+            n += 1
+        print(f"translated {n} image(s) {f'to {target}' if target else args.direction} into {folder}")
     if args.overview:
         from .visualize import overview
 
@@ -93,6 +99,22 @@ def cmd_translate(args) -> int:
         overview(paths, kept).save(args.overview)
         print(f"overview (input | translation | attention | true mask): {args.overview}")
     return 0
+
+
+def _targets(args, domains) -> list:
+    """The --target-domain names (repeatable, or comma-separated), checked against the model's domains."""
+    targets = [t.strip() for value in (args.target_domain or []) for t in value.split(",") if t.strip()]
+    if domains is None:
+        if targets:
+            raise CLIError(f"--target-domain: {args.checkpoint} translates between two domains; use --direction")
+        return []
+    if not targets:
+        raise CLIError(f"{args.checkpoint} is a multi-domain model: name --target-domain (one or more of "
+                       f"{', '.join(domains)})")
+    for target in targets:
+        if target not in domains:
+            raise CLIError(f"--target-domain: unknown domain {target!r}; this model knows {', '.join(domains)}")
+    return list(dict.fromkeys(targets))
 
 
 def _grey(array):
@@ -108,6 +130,13 @@ def _grey(array):
 
 def cmd_data(args) -> int:
     if args.data_command == "synth":
+        if args.domains:
+            from .data import make_synthetic_domains
+
+            root = make_synthetic_domains(args.dir, args.domains, size=args.size, n_train=args.n_train,
+                                          n_test=args.n_test, seed=args.seed)
+            print(f"wrote a synthetic {args.domains}-domain set to {root} (train/<domain>/, test/<domain>/)")
+            return 0
         from .data import make_synthetic
 
         root = make_synthetic(args.dir, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
@@ -135,7 +164,8 @@ def cmd_data(args) -> int:
 def cmd_import(args) -> int:
     from .compat import import_checkpoint
 
-    run = import_checkpoint(args.format, [Path(p) for p in args.input], Path(args.out))
+    options = {"domains": args.domains} if args.domains else {}
+    run = import_checkpoint(args.format, [Path(p) for p in args.input], Path(args.out), **options)
     print(f"imported {args.format} checkpoint into run folder {args.out} ({run})")
     return 0
 
@@ -230,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--output", required=True, help="output folder (images named <stem>.png after their input)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--target-domain", action="append", metavar="NAME",
+                   help="multi-domain models: the domain to translate to (repeat, or a,b,c, for several: "
+                        "one sub-folder OUTPUT/NAME/ each)")
     p.add_argument("--save-attention", action="store_true",
                    help="also write <stem>_attention.png (and each mask as <stem>_attention_<k>.png)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -245,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-train", type=int, default=200)
     s.add_argument("--n-test", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--domains", type=int, metavar="N",
+                   help="write a multi-domain set of N domains instead (train/<domain>/, test/<domain>/)")
     c = dsub.add_parser("check", help="list every file of a dataset that cannot be used, with the reason")
     c.add_argument("dir")
     p.set_defaults(func=cmd_data)
@@ -257,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=sorted(FORMAT_HELP))
     p.add_argument("--input", required=True, nargs="+", help="the official file(s)")
     p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--domains", metavar="A,B,C", help="multi-domain formats: the domain names in label order "
+                                                       "(default domain0, domain1, ...)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("evaluate", help="score translations of a test split (FID, KID, attention/background)")
@@ -309,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--output", required=True, help="file to write (a JSON description is written beside it)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--target-domain", metavar="NAME", help="multi-domain models: build this target into the graph "
+                   "(default: the target label vector is a second input, 'label')")
     p.add_argument("--size", type=int, help="example input size (default: the training crop size)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch|")
@@ -343,10 +382,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except Exception as e:  # clear one-line messages for the errors users cause; tracebacks for bugs
         from .compat import ImportMismatch
-        from .data import BadImageError
+        from .data import BadImageError, UnknownDomainError
         from .training.trainer import NonFiniteLossError
 
-        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch)):
+        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch, UnknownDomainError)):
             print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
             return 1
         raise

@@ -15,6 +15,11 @@ name          shape                  meaning
 ``heatmap``   N×1×h×w float32        U-GAT-IT's channel-summed CAM map (unnormalised, h = H/4)
 ============  =====================  =============================================================
 
+Multi-domain generators (``c_dim`` > 0) take the target too: by default as a second input ``label``
+(N×c_dim float32, one-hot over exclusive domains or multi-hot over attributes, in the order the JSON's
+``domains`` lists); with a fixed target (``--target-domain NAME``) the label is built into the graph, which
+then has the one ``input`` like a two-domain generator.
+
 ``content`` and ``cam_logit`` are training-time outputs and are not exported. Batch is always dynamic;
 H and W are dynamic unless the generator is tied to one size (``fixed_size``, U-GAT-IT full); then the
 input must be fixed_size × fixed_size. Otherwise H and W must be multiples of ``size_multiple``
@@ -45,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .models.base import GeneratorOutput
+from .models.base import MULTI, GeneratorOutput
 
 __all__ = ["EXPORTED_FIELDS", "FORMATS", "ExportCheckError", "ExportWrapper", "OnnxGenerator",
            "export_generator", "load_onnx_generator", "run_export"]
@@ -54,6 +59,8 @@ FORMATS = ("onnx", "torchscript")
 #: GeneratorOutput fields an exported graph may return, in this order
 EXPORTED_FIELDS = ("image", "attention", "heatmap")
 INPUT_MEANING = "RGB images, NCHW float32 in [-1, 1]: x / 127.5 - 1 for 8-bit pixel values x"
+LABEL_MEANING = ("the target: one-hot over exclusive domains, or multi-hot over attributes (1 = has it), "
+                 "in the order of 'domains'")
 OUTPUT_MEANINGS = {
     "image": "translated RGB images in [-1, 1]; 8-bit pixels = (y + 1) * 127.5",
     "attention": "attention masks in [0, 1]; K > 1: they sum to 1 over K and the last is the background "
@@ -73,14 +80,18 @@ class ExportCheckError(RuntimeError):
 
 
 class ExportWrapper(nn.Module):
-    """Returns the non-None ``GeneratorOutput`` fields as a tuple (``fields``, in ``EXPORTED_FIELDS`` order)."""
+    """Returns the non-None ``GeneratorOutput`` fields as a tuple (``fields``, in ``EXPORTED_FIELDS`` order).
+    ``target``: a 1×c_dim label built into the graph (a multi-domain generator with a fixed target)."""
 
-    def __init__(self, generator: nn.Module, fields: Sequence[str]):
+    def __init__(self, generator: nn.Module, fields: Sequence[str], target: Optional[Tensor] = None):
         super().__init__()
         self.generator, self.fields = generator, tuple(fields)
+        self.register_buffer("target", None if target is None else target.float().reshape(1, -1))
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        out = self.generator(x)
+    def forward(self, x: Tensor, *label: Tensor) -> Tuple[Tensor, ...]:
+        if self.target is not None:
+            label = (self.target * torch.ones_like(x[:, :1, 0, 0]),)  # N×c_dim, traced with a dynamic N
+        out = self.generator(x, *label)
         return tuple(getattr(out, name) for name in self.fields)
 
 
@@ -89,12 +100,14 @@ class ExportWrapper(nn.Module):
 
 
 def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], example_size: int,
-                     opset: int = 17, tolerance: float = 1e-4, meta: Optional[dict] = None) -> dict:
+                     opset: int = 17, tolerance: float = 1e-4, meta: Optional[dict] = None,
+                     target: Optional[Tensor] = None) -> dict:
     """Export ``generator`` to ``output`` (``fmt`` "onnx" or "torchscript"), check it against PyTorch, write
     ``<output>.json``; returns that description (with the check's numbers under ``"check"``).
 
     ``example_size``: the side of the tracing input, rounded up to the size multiple (ignored for
     fixed-size generators). ``meta``: model name, args, direction, ... copied into the JSON.
+    ``target``: for a multi-domain generator, the 1×c_dim label to build in (default: a ``label`` input).
     Raises ``ExportCheckError`` above ``tolerance``: then ``output`` does not exist and the rejected
     file is kept as ``<output>.failed`` for inspection.
     """
@@ -107,11 +120,12 @@ def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], e
     fixed = getattr(generator, "fixed_size", None)
     multiple = int(getattr(generator, "size_multiple", 1) or 1)
     side = fixed or -(-int(example_size) // multiple) * multiple
-    example = _random_images((1, 3, side, side), seed=0)
+    c_dim = int(getattr(generator, "c_dim", 0) or 0) if target is None else 0  # > 0: a 'label' input
+    example = (_random_images((1, 3, side, side), seed=0), *_random_labels(1, c_dim, seed=0))
     with torch.no_grad():
-        probe = generator(example)
+        probe = generator(*example) if target is None else generator(example[0], target.float().reshape(1, -1))
     fields = [name for name in EXPORTED_FIELDS if getattr(probe, name) is not None]
-    wrapper = ExportWrapper(generator, fields).eval()
+    wrapper = ExportWrapper(generator, fields, target).eval()
 
     tmp = output.with_name(f".{output.name}.tmp")
     try:
@@ -125,11 +139,12 @@ def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], e
         second = (side, side) if fixed else (side + multiple, side + 2 * multiple)
         shapes = [(1, 3, side, side), (2, 3, *second)]
         try:
-            check = check_exported(fmt, tmp, wrapper, fields, shapes, tolerance)
+            check = check_exported(fmt, tmp, wrapper, fields, shapes, tolerance, c_dim)
         except ExportCheckError as e:  # wrong output shapes
             _reject(tmp, output)
             raise ExportCheckError(f"{e}; rejected file kept as {output.name}.failed", e.report) from None
-        info = describe(fmt, output, generator, probe, fields, example_size=side, opset=opset, meta=meta)
+        info = describe(fmt, output, generator, probe, fields, example_size=side, opset=opset, meta=meta,
+                        c_dim=c_dim)
         info["check"] = check
         if not check["passed"]:
             failed = _reject(tmp, output)
@@ -161,8 +176,21 @@ def _random_images(shape, seed: int) -> Tensor:
     return torch.rand(shape, generator=g) * 2 - 1
 
 
-def _export_onnx(wrapper: ExportWrapper, example: Tensor, path: Path, fields, dynamic_hw: bool, opset: int):
-    axes = {"input": {0: "batch"}}
+def _random_labels(n: int, c_dim: int, seed: int) -> Tuple[Tensor, ...]:
+    """() without a label input, else (N×c_dim one-hot labels of random domains,)."""
+    if not c_dim:
+        return ()
+    g = torch.Generator().manual_seed(1000 + seed)
+    return (nn.functional.one_hot(torch.randint(c_dim, (n,), generator=g), c_dim).float(),)
+
+
+def _input_names(example) -> List[str]:
+    return ["input", "label"][:len(example)]
+
+
+def _export_onnx(wrapper: ExportWrapper, example: Tuple[Tensor, ...], path: Path, fields, dynamic_hw: bool,
+                 opset: int):
+    axes = {name: {0: "batch"} for name in _input_names(example)}
     for name in fields:
         axes[name] = {0: "batch"}
     if dynamic_hw:
@@ -171,16 +199,16 @@ def _export_onnx(wrapper: ExportWrapper, example: Tensor, path: Path, fields, dy
                 axes[name].update({2: "height", 3: "width"})
         if "heatmap" in axes:
             axes["heatmap"].update({2: "heatmap_height", 3: "heatmap_width"})
-    torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
-                      input_names=["input"], output_names=list(fields), dynamic_axes=axes,
+    torch.onnx.export(wrapper, tuple(example), str(path), dynamo=False, opset_version=opset,
+                      input_names=_input_names(example), output_names=list(fields), dynamic_axes=axes,
                       do_constant_folding=True)
     import onnx
 
     onnx.checker.check_model(str(path))
 
 
-def _export_torchscript(wrapper: ExportWrapper, example: Tensor, path: Path):
-    traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+def _export_torchscript(wrapper: ExportWrapper, example: Tuple[Tensor, ...], path: Path):
+    traced = torch.jit.trace(wrapper, tuple(example), check_trace=False)
     torch.jit.save(traced, str(path))
 
 
@@ -195,31 +223,32 @@ def _embed_onnx_metadata(path: Path, info: dict) -> None:
 
 
 def _exported_runner(fmt: str, path: Path):
-    """A function N×3×H×W tensor -> list of numpy outputs, running the exported file."""
+    """A function (N×3×H×W images[, N×c_dim labels]) -> list of numpy outputs, running the exported file."""
     if fmt == "onnx":
         session = _onnx_session(path)
-        return lambda x: session.run(None, {"input": x.numpy()})
+        return lambda *inputs: session.run(None, {n: t.numpy() for n, t in zip(_input_names(inputs), inputs)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
         module = torch.jit.load(str(path), map_location="cpu").eval()
 
-    def run(x):
+    def run(*inputs):
         with torch.no_grad():
-            return [t.numpy() for t in module(x)]
+            return [t.numpy() for t in module(*inputs)]
 
     return run
 
 
 def check_exported(fmt: str, path: Path, wrapper: ExportWrapper, fields: Sequence[str],
-                   shapes: Sequence[Tuple[int, ...]], tolerance: float) -> dict:
-    """Run the exported file and PyTorch on random inputs of each shape; per-output max differences."""
+                   shapes: Sequence[Tuple[int, ...]], tolerance: float, c_dim: int = 0) -> dict:
+    """Run the exported file and PyTorch on random inputs of each shape (and random one-hot labels when
+    ``c_dim``); per-output max differences."""
     run = _exported_runner(fmt, path)
     diffs: Dict[str, float] = {name: 0.0 for name in fields}
     for i, shape in enumerate(shapes):
-        x = _random_images(shape, seed=1 + i)
+        inputs = (_random_images(shape, seed=1 + i), *_random_labels(shape[0], c_dim, seed=1 + i))
         with torch.no_grad():
-            expected = [t.numpy() for t in wrapper(x)]
-        got = run(x)
+            expected = [t.numpy() for t in wrapper(*inputs)]
+        got = run(*inputs)
         for name, e, g in zip(fields, expected, got):
             if e.shape != g.shape:
                 raise ExportCheckError(f"{fmt}: output {name!r} has shape {g.shape} for input {shape}, "
@@ -247,7 +276,7 @@ def _json_path(output: Path) -> Path:
 
 
 def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutput, fields: Sequence[str],
-             example_size: int, opset: int, meta: Optional[dict]) -> dict:
+             example_size: int, opset: int, meta: Optional[dict], c_dim: int = 0) -> dict:
     from . import __version__
 
     fixed = getattr(generator, "fixed_size", None)
@@ -264,14 +293,20 @@ def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutpu
         outputs.append({"name": name, "shape": ["batch", int(t.shape[1]), *spatial], "dtype": "float32",
                         "range": OUTPUT_RANGES[name], "meaning": OUTPUT_MEANINGS[name]})
     meta = dict(meta or {})
+    inputs = [{"name": "input", "shape": ["batch", 3, h, w], "dtype": "float32", "range": [-1.0, 1.0],
+               "meaning": INPUT_MEANING}]
+    if c_dim:
+        inputs.append({"name": "label", "shape": ["batch", c_dim], "dtype": "float32", "range": [0.0, 1.0],
+                       "meaning": LABEL_MEANING})
     info = {
         "format": fmt,
         "file": output.name,
         "model": meta.pop("model", None),
         "args": meta.pop("args", None),
         "direction": meta.pop("direction", None),
-        "inputs": [{"name": "input", "shape": ["batch", 3, h, w], "dtype": "float32", "range": [-1.0, 1.0],
-                    "meaning": INPUT_MEANING}],
+        "domains": meta.pop("domains", None),
+        "target_domain": meta.pop("target_domain", None),
+        "inputs": inputs,
         "outputs": outputs,
         "normalisation": {"input": "x / 127.5 - 1 (8-bit RGB -> [-1, 1])", "output": "(y + 1) * 127.5"},
         "size_multiple": multiple,
@@ -311,14 +346,17 @@ class OnnxGenerator(nn.Module):
         super().__init__()
         self.path, self.info = Path(path), info
         self.session = _onnx_session(self.path, providers)
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.size_multiple = int(info.get("size_multiple") or 1)
         self.fixed_size = info.get("fixed_size")
 
-    def forward(self, x: Tensor) -> GeneratorOutput:
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        outs = self.session.run(None, {self.input_name: array})
+    def forward(self, x: Tensor, *label: Tensor) -> GeneratorOutput:
+        """``label`` (N×c_dim) only for a multi-domain export with a label input."""
+        if len(label) != len(self.input_names) - 1:
+            raise ValueError(f"{self.path.name} takes inputs {', '.join(self.input_names)}")
+        arrays = [t.detach().to("cpu", torch.float32).contiguous().numpy() for t in (x, *label)]
+        outs = self.session.run(None, dict(zip(self.input_names, arrays)))
         named = {name: torch.from_numpy(o).to(x.device) for name, o in zip(self.output_names, outs)}
         return GeneratorOutput(image=named["image"], attention=named.get("attention"), heatmap=named.get("heatmap"))
 
@@ -347,7 +385,8 @@ def load_onnx_generator(path: Union[str, Path]) -> Tuple[OnnxGenerator, dict]:
     """(generator, meta) for ``Translator``: meta carries model, args and direction as a run's JSON does."""
     info = read_export_info(path)
     meta = {"model": info.get("model"), "args": info.get("args"), "direction": info.get("direction") or "AtoB",
-            "exported": str(path), **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
+            "target_domain": info.get("target_domain"), "exported": str(path),
+            **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
     return OnnxGenerator(path, info), meta
 
 
@@ -368,22 +407,29 @@ def run_export(args) -> int:
                   f"({e})", file=sys.stderr)
             return 2
     translator = Translator.load(args.checkpoint, device="cpu", directions=(args.direction,))
+    domains, target = translator.domains, None
+    direction = MULTI if domains is not None else args.direction
     try:
-        generator = translator.generator(args.direction)
-    except KeyError as e:
-        print(f"unpaired export: error: {e.args[0]}", file=sys.stderr)
+        generator = translator.generator(direction)
+        if args.target_domain:  # a multi-domain model with its target built in
+            target = translator.label_for(args.target_domain)
+    except (KeyError, ValueError) as e:
+        print(f"unpaired export: error: --target-domain: {e.args[0]}" if args.target_domain else
+              f"unpaired export: error: {e.args[0]}", file=sys.stderr)
         return 2
     if isinstance(generator, OnnxGenerator):
         print("unpaired export: error: --checkpoint is already an exported file; export from a run folder, "
               "a generator .safetensors or a step_N.pt", file=sys.stderr)
         return 2
-    meta = dict(translator.meta.get(args.direction, {}))
-    meta.setdefault("direction", args.direction)
+    meta = dict(translator.meta.get(direction, {}))
+    meta.setdefault("direction", direction)
     meta["checkpoint"] = str(args.checkpoint)
+    if domains is not None:
+        meta.update(domains=domains, target_domain=args.target_domain)
     size = args.size or meta.get("crop_size") or 256
     try:
         info = export_generator(generator, args.format, args.output, size, opset=args.opset,
-                                tolerance=args.tolerance, meta=meta)
+                                tolerance=args.tolerance, meta=meta, target=target)
     except ExportCheckError as e:
         print(f"unpaired export: FAILED: {e}", file=sys.stderr)
         return 1

@@ -1,5 +1,10 @@
 """``Translator``: load a trained generator once, translate images of any size, return attention maps.
 
+Two-domain models translate in a ``direction`` (AtoB, BtoA); a multi-domain model (one generator, key
+``multi``) translates to a ``target`` domain: ``translator.translate(img, target="happiness")``. The
+target is a domain name, a list of names (multi-label attributes: those set, the others not) or a label
+vector of length c_dim; ``translator.domains`` lists the names.
+
 Sources: a run folder (``generators/{direction}.safetensors`` + ``.json``, written by training and by
 ``unpaired import``), a single generator ``.safetensors`` file with its ``.json`` beside it, or a
 training checkpoint ``checkpoints/step_N.pt``.
@@ -21,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .models.base import DIRECTIONS, GeneratorOutput, normalise_heatmap
+from .models.base import DIRECTIONS, MULTI, GeneratorOutput, normalise_heatmap
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
 
@@ -61,6 +66,7 @@ class Translator:
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such run folder or checkpoint file")
         generators, meta = {}, {}
+        directions = tuple(dict.fromkeys((*directions, MULTI)))  # a multi-domain model's one generator, if any
         if source.is_dir():
             for direction in directions:
                 weights = source / "generators" / f"{direction}.safetensors"
@@ -86,19 +92,76 @@ class Translator:
                              "or an exported .onnx file")
         return cls(generators, meta, device)
 
-    def generator(self, direction: str = "AtoB") -> torch.nn.Module:
+    @property
+    def domains(self) -> Optional[List[str]]:
+        """The target domains of a multi-domain model, in label order; None for two-domain models."""
+        if MULTI not in self.generators:
+            return None
+        meta = self.meta[MULTI]
+        from .models import get_model
+
+        return get_model(meta["model"]).args(**meta["args"]).domain_names()
+
+    def label_for(self, target) -> torch.Tensor:
+        """The 1×c_dim label of ``target``: a domain name, a list of names (multi-label: those on) or a vector."""
+        names = self.domains
+        if names is None:
+            raise ValueError(f"target {target!r}: this model translates between two domains; use direction= "
+                             f"{' or '.join(self.generators)} instead")
+        if torch.is_tensor(target) or (isinstance(target, (list, tuple)) and target
+                                       and not isinstance(target[0], str)):
+            label = torch.as_tensor(target, dtype=torch.float32).reshape(1, -1)
+            if label.shape[1] != len(names):
+                raise ValueError(f"target label has {label.shape[1]} values; this model has {len(names)} domains "
+                                 f"({', '.join(names)})")
+            return label
+        wanted = [target] if isinstance(target, str) else list(target)
+        multi = bool(self.meta[MULTI]["args"].get("multi_label"))
+        if len(wanted) != 1 and not multi:
+            raise ValueError(f"target {target!r}: the domains are exclusive; name exactly one of "
+                             f"{', '.join(names)}")
+        label = torch.zeros(1, len(names))
+        for name in wanted:
+            if name not in names:
+                from .data import UnknownDomainError
+
+                raise UnknownDomainError(f"unknown target domain {name!r}; this model knows {', '.join(names)}")
+            label[0, names.index(name)] = 1.0
+        return label
+
+    def _resolve(self, direction: Optional[str], target) -> Tuple[torch.nn.Module, Optional[torch.Tensor]]:
+        """(generator, label or None) for a direction or a target domain."""
+        if target is None and (MULTI not in self.generators or direction not in (None, MULTI)):
+            return self.generator(direction), None
+        if MULTI not in self.generators:
+            self.label_for(target)  # raises: a two-domain model takes no target
+        if target is None:
+            raise ValueError(f"this model translates to a target domain: pass target= one of "
+                             f"{', '.join(self.domains)}")
+        fixed = self.meta[MULTI].get("target_domain")  # an export with its target built in
+        if fixed is not None:
+            if target != fixed:
+                raise ValueError(f"this exported file always translates to {fixed!r}, not {target!r}")
+            return self.generators[MULTI], None
+        return self.generators[MULTI], self.label_for(target)
+
+    def generator(self, direction: Optional[str] = None) -> torch.nn.Module:
+        """The module for ``direction`` (default: AtoB, or the one generator of a multi-domain model)."""
+        if direction is None:
+            direction = "AtoB" if "AtoB" in self.generators or not self.generators else next(iter(self.generators))
         if direction not in self.generators:
             raise KeyError(f"direction {direction!r} not available; this checkpoint has {', '.join(self.generators)}")
         return self.generators[direction]
 
     @torch.no_grad()
-    def translate(self, image: ImageLike, direction: str = "AtoB") -> Translation:
-        return self.translate_batch([image], direction)[0]
+    def translate(self, image: ImageLike, direction: Optional[str] = None, target=None) -> Translation:
+        return self.translate_batch([image], direction, target=target)[0]
 
     @torch.no_grad()
-    def translate_batch(self, images: Sequence[ImageLike], direction: str = "AtoB") -> List[Translation]:
+    def translate_batch(self, images: Sequence[ImageLike], direction: Optional[str] = None,
+                        target=None) -> List[Translation]:
         """Translate images (batched where sizes agree); outputs have each input's own size."""
-        generator = self.generator(direction)
+        generator, label = self._resolve(direction, target)
         tensors, sources = zip(*[_as_tensor(im) for im in images]) if images else ((), ())
         results: List[Optional[Translation]] = [None] * len(tensors)
         groups: Dict[Tuple[int, int], List[int]] = {}
@@ -106,40 +169,44 @@ class Translator:
             groups.setdefault(tuple(t.shape[-2:]), []).append(i)
         for size, idx in groups.items():
             batch = torch.stack([tensors[i] for i in idx]).to(self.device)
-            out = run_any_size(generator, batch)
+            labels = None if label is None else label.to(self.device).expand(len(idx), -1)
+            out = run_any_size(generator, batch, labels)
             for j, i in enumerate(idx):
                 results[i] = _to_translation(out, j, size, sources[i])
         return results
 
-    def translate_files(self, paths: Iterable[Path], direction: str = "AtoB",
-                        batch_size: int = 8) -> Iterator[Translation]:
+    def translate_files(self, paths: Iterable[Path], direction: Optional[str] = None,
+                        batch_size: int = 8, target=None) -> Iterator[Translation]:
         from .data import load_rgb
 
         paths = list(paths)
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            yield from self.translate_batch([_Named(load_rgb(p), str(p)) for p in chunk], direction)
+            yield from self.translate_batch([_Named(load_rgb(p), str(p)) for p in chunk], direction, target=target)
 
 
-def load_model(source: Union[str, Path], direction: str = "AtoB", device: str = "cpu") -> torch.nn.Module:
-    """The generator for ``direction`` (a module returning ``GeneratorOutput``)."""
-    return Translator.load(source, device, directions=(direction,)).generator(direction)
+def load_model(source: Union[str, Path], direction: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
+    """The generator for ``direction`` (a module returning ``GeneratorOutput``; default AtoB, or a multi-domain
+    model's one generator, called as ``g(x, label)``)."""
+    return Translator.load(source, device, directions=(direction or "AtoB",)).generator(direction)
 
 
-def run_any_size(generator: torch.nn.Module, batch: torch.Tensor) -> GeneratorOutput:
-    """Run ``generator`` on N×3×H×W of any H, W: pad to its size multiple (or resize to its fixed size)
-    and crop (or resize) the outputs back."""
+def run_any_size(generator: torch.nn.Module, batch: torch.Tensor,
+                 label: Optional[torch.Tensor] = None) -> GeneratorOutput:
+    """Run ``generator`` on N×3×H×W of any H, W (and, for a multi-domain generator, the N×c_dim target
+    ``label``): pad to its size multiple (or resize to its fixed size) and crop (or resize) the outputs back."""
     h, w = batch.shape[-2:]
     fixed = getattr(generator, "fixed_size", None)
+    extra = () if label is None else (label,)
     if fixed:
-        out = generator(F.interpolate(batch, size=(fixed, fixed), mode="bilinear", align_corners=False))
+        out = generator(F.interpolate(batch, size=(fixed, fixed), mode="bilinear", align_corners=False), *extra)
         return _map_spatial(out, lambda x: F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False))
     m = getattr(generator, "size_multiple", 1)
     ph, pw = (-h) % m, (-w) % m
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
-    out = generator(batch)
+    out = generator(batch, *extra)
     if ph or pw:
         out = _map_spatial(out, lambda x: x[..., :h, :w])
     return out

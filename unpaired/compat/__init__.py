@@ -29,14 +29,22 @@ def register_format(name: str, target: str, help: str) -> None:
     FORMAT_HELP[name] = help
 
 
-def import_checkpoint(fmt: str, inputs: Sequence[Path], out: Path) -> Path:
+def import_checkpoint(fmt: str, inputs: Sequence[Path], out: Path, **options) -> Path:
+    """Run format ``fmt``'s importer; ``options`` (e.g. ``domains="a,b,c"``) go to importers that take them."""
+    import inspect
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(sorted(FORMATS))}")
     for path in inputs:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: no such file")
     module, function = FORMATS[fmt].split(":")
-    return getattr(importlib.import_module(module, __name__), function)(list(inputs), Path(out))
+    importer = getattr(importlib.import_module(module, __name__), function)
+    accepted = inspect.signature(importer).parameters
+    for name in options:
+        if name not in accepted:
+            raise ImportMismatch(f"--{name} does not apply to format {fmt!r}")
+    return importer(list(inputs), Path(out), **options)
 
 
 def load_official(path: Path) -> dict:
@@ -135,3 +143,7 @@ register_format("attentiongan", ".attentiongan:import_attentiongan",
 register_format("attentiongan-v1", ".attentiongan:import_attentiongan_v1",
                 "official AttentionGAN-v1 (Scheme I) files netG_A2B.pth, netG_B2A.pth "
                 "[, netD_A.pth, netD_B.pth]")
+register_format("attentiongan-multi", ".multidomain:import_attentiongan_multi",
+                "official AttentionGAN-v1-multi files <iter>-G.ckpt [, <iter>-D.ckpt]; --domains a,b,c names them")
+register_format("stargan", ".multidomain:import_stargan",
+                "original StarGAN files <iter>-G.ckpt [, <iter>-D.ckpt] (yunjey/stargan); --domains a,b,c")

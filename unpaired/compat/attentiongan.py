@@ -142,12 +142,12 @@ def infer_v1_discriminator(state: Mapping[str, torch.Tensor], source: str) -> Di
 
 
 def identify(inputs: Sequence[Path], suffixes: Mapping[str, str], required: Sequence[str]) -> Dict[str, Path]:
-    """Role -> file, by name suffix (``latest_net_G_A.pth`` is G_A); unknown, duplicate or missing files
-    are errors that say what was expected."""
+    """Role -> file, by name suffix after ``_`` or ``-`` (``latest_net_G_A.pth`` is G_A, ``200000-G.ckpt``
+    is G); unknown, duplicate or missing files are errors that say what was expected."""
     found: Dict[str, Path] = {}
     for path in map(Path, inputs):
         roles = [role for role, suffix in suffixes.items()
-                 if path.name == suffix or path.name.endswith("_" + suffix)]
+                 if path.name == suffix or path.name.endswith(("_" + suffix, "-" + suffix))]
         if not roles:
             raise ImportMismatch(f"{path}: cannot tell which network this file holds; expected names "
                                  f"ending in {', '.join(suffixes.values())}")

@@ -1,9 +1,11 @@
-"""Data loading: robust image reading, CycleGAN transforms, unpaired folder datasets and a
-synthetic two-domain dataset with ground-truth masks."""
+"""Data loading: robust image reading, CycleGAN transforms, unpaired folder datasets, multi-domain
+(labelled) datasets and synthetic datasets with ground-truth masks."""
 
 from .folders import EndlessSampler, ImageFiles, UnpairedFolders, endless_loader, test_split
 from .images import IMAGE_EXTENSIONS, BadImageError, check_dataset, check_files, check_folder, list_images, load_rgb
-from .synthetic import make_synthetic, synthetic_pair
+from .multidomain import AttributeTable, MultiDomainFolders, UnknownDomainError
+from .sources import complete_config, sample_inputs, train_dataset
+from .synthetic import make_synthetic, make_synthetic_domains, synthetic_pair
 from .transforms import RESAMPLE, TestTransform, TrainTransform, to_pil, to_tensor
 
 __all__ = [
@@ -25,5 +27,12 @@ __all__ = [
     "test_split",
     "endless_loader",
     "make_synthetic",
+    "make_synthetic_domains",
+    "MultiDomainFolders",
+    "AttributeTable",
+    "UnknownDomainError",
+    "complete_config",
+    "train_dataset",
+    "sample_inputs",
     "synthetic_pair",
 ]

@@ -78,6 +78,20 @@ def _images_in(folder: Path, check: bool) -> tuple[list[Path], list[tuple[Path, 
     return images, bad
 
 
+def report_bad_files(excluded: list[tuple[Path, str]], where: str, skip_bad_files: bool) -> None:
+    """Raise one :class:`BadImageError` listing every unusable file, or (``skip_bad_files``) warn per file."""
+    if not excluded:
+        return
+    if not skip_bad_files:
+        lines = "\n".join(f"  {p}: {reason}" for p, reason in excluded)
+        raise BadImageError(
+            f"{len(excluded)} unusable file(s) in {where}:\n{lines}\n"
+            "Fix or remove them, or pass --set data.skip_bad_files=true to exclude them."
+        )
+    for p, reason in excluded:
+        warnings.warn(f"excluding unusable file {p}: {reason}", stacklevel=3)
+
+
 class UnpairedFolders(Dataset):
     """Endless, index-addressed unpaired dataset over ``root/{split}A`` and ``root/{split}B``.
 
@@ -123,15 +137,7 @@ class UnpairedFolders(Dataset):
         self.paths_A, bad_A = _images_in(self.dir_A, check)
         self.paths_B, bad_B = _images_in(self.dir_B, check)
         self.excluded: list[tuple[Path, str]] = bad_A + bad_B
-        if self.excluded:
-            lines = "\n".join(f"  {p}: {reason}" for p, reason in self.excluded)
-            if not skip_bad_files:
-                raise BadImageError(
-                    f"{len(self.excluded)} unusable file(s) in {self.root} ({split}A/{split}B):\n{lines}\n"
-                    "Fix or remove them, or pass --set data.skip_bad_files=true to exclude them."
-                )
-            for p, reason in self.excluded:
-                warnings.warn(f"excluding unusable file {p}: {reason}", stacklevel=2)
+        report_bad_files(self.excluded, f"{self.root} ({split}A/{split}B)", skip_bad_files)
         for folder, paths in ((self.dir_A, self.paths_A), (self.dir_B, self.paths_B)):
             if not paths:
                 raise FileNotFoundError(f"{folder}: no usable images left after excluding bad files")

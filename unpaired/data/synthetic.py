@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["make_synthetic", "synthetic_pair", "BACKGROUND_MAX_SATURATION", "HUE_RANGE_A", "HUE_RANGE_B"]
+__all__ = ["make_synthetic", "make_synthetic_domains", "synthetic_pair", "BACKGROUND_MAX_SATURATION",
+           "HUE_RANGE_A", "HUE_RANGE_B"]
 
 BACKGROUND_MAX_SATURATION = 0.40
 HUE_RANGE_A = (0.0, 30.0)  # degrees: red .. orange
@@ -111,13 +112,17 @@ def _render_scene(size: int, rng: np.random.Generator) -> dict:
             "objects": objects}
 
 
-def _object_rgb(obj: dict, domain: str) -> np.ndarray:
-    """Base RGB colour (0..255) of an object in ``domain`` ("A": red/orange, "B": cyan/blue)."""
-    hue = obj["hue"] if domain == "A" else HUE_RANGE_B[0] + (obj["hue"] - HUE_RANGE_A[0]) * 4 / 3
+def _object_rgb(obj: dict, domain: str | float) -> np.ndarray:
+    """Base RGB colour (0..255) of an object in ``domain`` ("A": red/orange, "B": cyan/blue, a number:
+    the multi-domain set's base hue in degrees, objects at base .. base + 30)."""
+    if isinstance(domain, str):
+        hue = obj["hue"] if domain == "A" else HUE_RANGE_B[0] + (obj["hue"] - HUE_RANGE_A[0]) * 4 / 3
+    else:
+        hue = (domain + obj["hue"] - HUE_RANGE_A[0]) % 360.0
     return np.array(colorsys.hsv_to_rgb(hue / 360.0, obj["sat"], obj["val"])) * 255.0
 
 
-def _paint(scene: dict, domain: str) -> tuple[np.ndarray, np.ndarray]:
+def _paint(scene: dict, domain: str | float) -> tuple[np.ndarray, np.ndarray]:
     """Composite the scene's objects in ``domain`` colours; return ``(image uint8 HxWx3, mask uint8 HxW)``."""
     image = scene["background"].copy()
     owner, shade, spec = scene["owner"], scene["shade"], scene["spec"]
@@ -226,4 +231,32 @@ def make_synthetic(
         _save_png(img_B, root / "testB" / name)
         _save_png(mask_B, root / "testB_masks" / name)
     (root / "README.md").write_text(_readme(size, n_train, n_test, seed), encoding="utf-8")
+    return root
+
+
+def make_synthetic_domains(
+    root: str | os.PathLike, n_domains: int = 3, *, size: int = 64, n_train: int = 100, n_test: int = 10,
+    seed: int = 0,
+) -> Path:
+    """Write a synthetic multi-domain set: ``root/train/<domain>/`` and ``root/test/<domain>/`` (PNG).
+
+    The scenes are those of :func:`make_synthetic`; domain k colours the objects with hues from
+    ``360·k/n_domains`` to 30 degrees above it and is named ``hue<degrees>`` (e.g. ``hue000``, ``hue120``,
+    ``hue240`` for 3 domains). Train scenes are independent per domain; test scene i is the same scene in
+    every domain (paired). Deterministic: the same arguments give identical files.
+    """
+    if not 2 <= n_domains <= 36 or size < 8 or n_train < 1 or n_test < 1 or seed < 0:
+        raise ValueError(f"need 2 <= n_domains <= 36, size >= 8, n_train >= 1, n_test >= 1, seed >= 0; got "
+                         f"{n_domains}, {size}, {n_train}, {n_test}, {seed}")
+    root = Path(root)
+    hues = [360.0 * k / n_domains for k in range(n_domains)]
+    width = max(4, len(str(max(n_train, n_test) - 1)))
+    for k, hue in enumerate(hues):
+        name = f"hue{int(hue):03d}"
+        for split, count, stream in (("train", n_train, 2), ("test", n_test, 3)):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):  # test scenes: one per i, shared by the domains
+                scene = _render_scene(size, _rng([seed, stream, k if split == "train" else 0, i]))
+                _save_png(_paint(scene, hue)[0], folder / f"{i:0{width}d}.png")
     return root

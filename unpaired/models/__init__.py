@@ -24,6 +24,9 @@ class ModelSpec:
     summary: str
     # settings this model needs unless the preset says otherwise: {"loss": {...}, "train": {...}}
     defaults: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # the training data it reads: "unpaired" (trainA/ trainB/) or "multidomain" (train/<domain>/, or a CSV
+    # of attributes); unpaired/data/sources.py builds it
+    dataset: str = "unpaired"
 
 
 MODELS: Dict[str, ModelSpec] = {}
@@ -57,3 +60,4 @@ from . import cyclegan  # noqa: E402,F401  (registry lines: one per model file)
 from . import ugatit  # noqa: E402,F401
 from . import attentiongan  # noqa: E402,F401
 from . import attentiongan_s1  # noqa: E402,F401
+from . import multidomain  # noqa: E402,F401

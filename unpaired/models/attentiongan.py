@@ -88,19 +88,26 @@ class AttentionGANGenerator(nn.Module):
 
     def forward(self, x: Tensor) -> GeneratorOutput:
         features = self.encoder(x)
-        content = torch.tanh(self.content_decoder(features))  # N×3(n−1)×H×W (geo: 3n)
-        attention = torch.softmax(self.attention_decoder(features), dim=1)  # N×n×H×W, sums to 1
-        masks = attention.split(1, dim=1)
-        layers = [image_k * mask_k for image_k, mask_k in zip(content.split(3, dim=1), masks)]
-        if not self.geo:
-            layers.append(x * masks[-1])  # the background mask keeps the input
-        image = layers[0]
-        for layer in layers[1:]:  # o_1 + o_2 + … + o_n, left to right as the official code sums them
-            image = image + layer
-        return GeneratorOutput(image=image, attention=attention, content=content)
+        return compose_scheme2(self.content_decoder(features), self.attention_decoder(features), x, self.geo)
 
     def extra_repr(self) -> str:
         return f"n_masks={self.n_masks}, geo={self.geo}"
+
+
+def compose_scheme2(content_logits: Tensor, attention_logits: Tensor, x: Tensor,
+                    geo: bool = False) -> GeneratorOutput:
+    """Scheme II's composition: tanh content images C_k, softmax masks A_k (the last = background unless
+    ``geo``), G(x) = Σ C_k·A_k (+ x·A_n)."""
+    content = torch.tanh(content_logits)  # N×3(n−1)×H×W (geo: 3n)
+    attention = torch.softmax(attention_logits, dim=1)  # N×n×H×W, sums to 1
+    masks = attention.split(1, dim=1)
+    layers = [image_k * mask_k for image_k, mask_k in zip(content.split(3, dim=1), masks)]
+    if not geo:
+        layers.append(x * masks[-1])  # the background mask keeps the input
+    image = layers[0]
+    for layer in layers[1:]:  # o_1 + o_2 + … + o_n, left to right as the official code sums them
+        image = image + layer
+    return GeneratorOutput(image=image, attention=attention, content=content)
 
 
 def attention_pair(mask: Tensor, image: Tensor) -> Tensor:

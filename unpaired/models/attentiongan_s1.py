@@ -102,11 +102,16 @@ class AttentionGANS1Generator(nn.Module):
         self.decoder.add_module("head", nn.Conv2d(ngf, 4, 7, padding=3, padding_mode="reflect"))
 
     def forward(self, x: Tensor) -> GeneratorOutput:
-        out = self.decoder(self.encoder(x))
-        attention = torch.sigmoid(out[:, :1])  # N×1×H×W, 1 = take the content
-        content = out[:, 1:]  # N×3×H×W, no activation (official)
-        image = content * attention + x * (1 - attention)
-        return GeneratorOutput(image=image, attention=attention, content=content)
+        return compose_scheme1(self.decoder(self.encoder(x)), x)
+
+
+def compose_scheme1(out: Tensor, x: Tensor) -> GeneratorOutput:
+    """Scheme I's composition of a 4-channel head ``out``: A = sigmoid(ch 0), C = ch 1..3 (linear),
+    G(x) = C·A + x·(1 − A)."""
+    attention = torch.sigmoid(out[:, :1])  # N×1×H×W, 1 = take the content
+    content = out[:, 1:]  # N×3×H×W, no activation (official)
+    image = content * attention + x * (1 - attention)
+    return GeneratorOutput(image=image, attention=attention, content=content)
 
 
 class GlobalDiscriminator(nn.Module):

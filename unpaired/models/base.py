@@ -15,10 +15,12 @@ from torch import Tensor, nn
 
 from ..nn.outputs import DiscriminatorOutput, GeneratorOutput
 
-__all__ = ["DIRECTIONS", "GeneratorOutput", "DiscriminatorOutput", "LossOutput", "StepContext", "Phase",
+__all__ = ["DIRECTIONS", "MULTI", "GeneratorOutput", "DiscriminatorOutput", "LossOutput", "StepContext", "Phase",
            "TranslationMethod", "to_unit", "normalise_heatmap", "set_requires_grad"]
 
 DIRECTIONS = ("AtoB", "BtoA")
+#: the key of a multi-domain model's one generator (and discriminator): it translates to any target domain
+MULTI = "multi"
 
 
 @dataclass
@@ -40,6 +42,7 @@ class StepContext:
     step:  0-based index of this optimisation step.
     total_steps: the run's ``train.steps`` (0 when unknown), for schedules inside a loss (AttentionGAN
            Scheme I's GAN/reconstruction curriculum).
+    seed:  the run's ``train.seed``; with ``step`` it seeds ``rng``.
     """
 
     batch: Dict[str, Tensor]
@@ -47,6 +50,13 @@ class StepContext:
     step: int = 0
     total_steps: int = 0
     cache: Dict[str, object] = field(default_factory=dict)
+    seed: int = 0
+
+    def rng(self, stream: int) -> torch.Generator:
+        """A CPU generator that depends only on (seed, step, stream), never on what ran before: a resumed
+        run draws exactly the numbers of an uninterrupted one (target labels, gradient-penalty mixing)."""
+        mixed = ((self.seed * 1_000_003 + self.step) * 1_000_033 + stream) % (2 ** 63)
+        return torch.Generator().manual_seed(mixed)
 
 
 @dataclass

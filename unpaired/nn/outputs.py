@@ -37,6 +37,10 @@ class GeneratorOutput:
 
 @dataclass
 class DiscriminatorOutput:
+    """logits: the real/fake map. cam_logit, heatmap: U-GAT-IT. class_logits: N×c_dim domain
+    classification (multi-domain models: StarGAN's auxiliary classifier)."""
+
     logits: Tensor
     cam_logit: Optional[Tensor] = None
     heatmap: Optional[Tensor] = None
+    class_logits: Optional[Tensor] = None

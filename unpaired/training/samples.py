@@ -1,5 +1,6 @@
-"""Sample grids during training: for each direction and each of a few fixed test images, one row of
-real | translated | reconstructed | attention (foreground mask, or U-GAT-IT heatmap)."""
+"""Sample grids during training: for each direction (multi-domain: each target domain) and each of a few
+fixed test images, one row of real | translated | reconstructed | attention (foreground mask, or U-GAT-IT
+heatmap)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,11 @@ from torchvision.utils import make_grid, save_image
 
 class SampleWriter:
     def __init__(self, run_dir: Path, cfg, device, n_images: int = 4):
-        from ..data import TestTransform, list_images, load_rgb
+        from ..data import sample_inputs
 
         self.folder = Path(run_dir) / "samples"
         self.folder.mkdir(parents=True, exist_ok=True)
-        transform = TestTransform(cfg.data.crop_size, cfg.data.resize)
-        root = Path(cfg.data.root)
-        self.real = {}
-        for domain in ("A", "B"):
-            folder = root / f"test{domain}"
-            if not folder.is_dir() or not list_images(folder):
-                folder = root / f"train{domain}"
-            paths = list_images(folder)[:n_images]
-            self.real[domain] = torch.stack([transform(load_rgb(p)) for p in paths]).to(device)
+        self.inputs = sample_inputs(cfg, n_images, device)  # method.visuals' arguments (real_A, real_B, ...)
 
     @torch.no_grad()
     def write(self, method, step: int) -> torch.Tensor:
@@ -31,7 +24,7 @@ class SampleWriter:
         was_training = method.training
         method.eval()
         try:
-            rows = method.visuals(self.real["A"], self.real["B"])
+            rows = method.visuals(**self.inputs)
         finally:
             method.train(was_training)
         columns = max(len(r) for r in rows)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..config import RunConfig
+from ..data.sources import complete_config
 from ..models import get_model
 from ..models.base import StepContext, set_requires_grad
 from ..nn.init import init_weights
@@ -66,6 +67,7 @@ class Trainer:
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(t.seed)  # the same initial weights in every process
+        complete_config(cfg)  # settings the data decides (multi-domain: the domain names), checked against it
 
         spec = get_model(cfg.model_name)
         method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain)
@@ -120,7 +122,7 @@ class Trainer:
                 group["lr"] = t.lr * factor
         if t.channels_last:
             batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
-        ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps)
+        ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps, seed=t.seed)
         networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
         set_requires_grad(networks.values(), True)
         with self._autocast():
@@ -163,13 +165,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------------
 
     def make_loader(self) -> DataLoader:
-        from ..data import EndlessSampler, TrainTransform, UnpairedFolders
+        from ..data import EndlessSampler, train_dataset
 
         d, t = self.cfg.data, self.cfg.train
-        if not d.root:
-            raise ValueError("no training data: pass --data DIR (a folder with trainA/ and trainB/) or set data.root")
-        dataset = UnpairedFolders(d.root, "train", TrainTransform(d.load_size, d.crop_size, d.flip, d.resize),
-                                  seed=t.seed, skip_bad_files=d.skip_bad_files)
+        dataset = train_dataset(self.cfg)  # the model's kind of data (ModelSpec.dataset)
         # process r of W takes the global sample counters n·W + r: the processes' batches together are the
         # samples a single process with batch W·batch_size would take, and a resume continues the same stream
         sampler = EndlessSampler(start=self.samples_seen // self.dist.world_size, rank=self.dist.rank,
