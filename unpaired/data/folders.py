@@ -3,7 +3,8 @@
 Training uses :class:`UnpairedFolders` with :class:`EndlessSampler`. Every sample is a pure
 function of ``(seed, i)`` where ``i`` is a global sample counter, so a run resumed at step
 ``s`` (sampler ``start = s * batch_size``) sees exactly the batches of an uninterrupted run,
-whatever the number of DataLoader workers.
+whatever the number of DataLoader workers; with several training processes each takes its
+block of every global batch (``EndlessSampler(block=...)``), whatever their number.
 """
 
 from __future__ import annotations
