@@ -1,18 +1,21 @@
-"""Images per second of the training data loader alone against the training step, in one run.
+"""Is the data loader fast enough? Images/s of the training loader alone versus the training step, same run.
 
-    python benchmarks/loader_throughput.py                                  # synthetic 256 px set, quick preset
-    python benchmarks/loader_throughput.py --data DIR --preset horse2zebra-attentiongan --workers 8 --device cuda
+    python benchmarks/loader_throughput.py                           # synthetic 256 px set, quick preset at 64 px
+    python benchmarks/loader_throughput.py --data DIR --preset horse2zebra-attentiongan --workers 0,4,8 --device cuda
 
-The loader must deliver images faster than the step consumes them, or the device waits: the printed ratio
-(loader images/s ÷ step images/s) should be well above 1 with the number of workers you train with. The loader
-is measured exactly as the trainer builds it (decode, resize, random crop and flip, collate, pinned memory on
-CUDA), the step on batches already in memory.
+For each worker count it builds the ``Trainer`` of the preset (``data.num_workers`` = that count; persistent
+workers, prefetching, pinned memory on CUDA, as in training) and times
+  * the loader alone: ``--batches`` batches from ``Trainer.make_loader()`` (decode, resize, crop, flip,
+    collate), after the first batch (worker start-up) is drawn; use many more batches than
+    workers × ``data.prefetch_factor`` so batches prefetched during start-up do not count much;
+  * training: as many steps of the real loop (next batch, ``to_device``, ``train_step``).
+Ratio > 1 means the loader delivers faster than the step consumes: the step is the bottleneck. Images are
+training pairs (one A and one B image).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -24,52 +27,58 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def main() -> int:
+def loader_rate(loader_iter, batches: int, batch: int) -> float:
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(loader_iter)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def step_rate(trainer, loader_iter, batches: int, batch: int, cuda: bool) -> float:
+    start = time.perf_counter()
+    for _ in range(batches):
+        trainer.train_step(trainer.to_device(next(loader_iter)))
+    if cuda:
+        torch.cuda.synchronize()
+    return batches * batch / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
     from unpaired.config import read_preset, resolve
-    from unpaired.data import make_synthetic
     from unpaired.training.trainer import Trainer
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="trainA/ trainB/ folder (default: a synthetic set at --size)")
-    parser.add_argument("--size", type=int, default=256, help="synthetic image size (default 256)")
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="dataset folder (default: a synthetic set of --image-size images)")
+    p.add_argument("--image-size", type=int, default=256, help="synthetic images' size (the loader resizes them)")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--workers", default="0,2", help="comma-separated data.num_workers values")
+    p.add_argument("--batches", type=int, default=40)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
+    args = p.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or make_synthetic(Path(tmp) / "data", size=args.size, n_train=200, n_test=4)
-        base = [f"data.root={data}", f"train.device={args.device}", *args.set]
-        cfg = resolve(read_preset(args.preset), base)
-        print(f"# {args.preset}: batch {cfg.train.batch_size}, load {cfg.data.load_size} -> crop {cfg.data.crop_size}, "
-              f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-              f"{platform.processor() or platform.machine()}, {platform.node()}")
-        trainer = Trainer(cfg, Path(tmp) / "run", progress=False)
-        batch = next(iter(trainer.make_loader()))
-        batch = {k: v.to(trainer.device) for k, v in batch.items() if torch.is_tensor(v)}
-        trainer.train_step(batch)  # warm-up
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            trainer.train_step(batch)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        step_rate = args.steps * cfg.train.batch_size / (time.perf_counter() - start)
-        print(f"training step: {step_rate:8.1f} images/s (per domain)")
-        for workers in args.workers:
-            trainer.cfg.data.num_workers = workers
-            loader = iter(trainer.make_loader())
-            next(loader)  # start the workers
-            start = time.perf_counter()
-            for _ in range(args.batches):
-                next(loader)
-            rate = args.batches * cfg.train.batch_size / (time.perf_counter() - start)
-            print(f"loader, {workers} workers: {rate:8.1f} images/s (per domain)  = {rate / step_rate:6.1f}x the step")
-            del loader
+    data = args.data
+    if not data:
+        from unpaired.data import make_synthetic
+
+        data = make_synthetic(Path(tempfile.mkdtemp(prefix="loader-bench-")) / "synth", size=args.image_size,
+                              n_train=64, n_test=4, seed=0)
+    cuda = torch.device(args.device).type == "cuda"
+    print(f"# {args.preset}, data {data}, {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("| workers | batch | crop | loader images/s | training images/s | loader / training |")
+    print("|---|---|---|---|---|---|")
+    for workers in [int(w) for w in args.workers.split(",")]:
+        cfg = resolve(read_preset(args.preset), [f"data.root={data}", f"data.num_workers={workers}",
+                                                 f"train.device={args.device}", "train.steps=1000000", *args.set])
+        trainer = Trainer(cfg, Path(tempfile.mkdtemp(prefix="loader-bench-run-")), progress=False)
+        b = trainer.batch_per_rank
+        it = iter(trainer.make_loader())
+        next(it)  # workers started
+        loading = loader_rate(it, args.batches, b)  # includes at most workers × prefetch_factor batches in flight
+        trainer.train_step(trainer.to_device(next(it)))  # first step: allocations
+        training = step_rate(trainer, it, args.batches, b, cuda)
+        print(f"| {workers} | {b} | {cfg.data.crop_size} | {loading:.1f} | {training:.2f} | {loading / training:.1f}x |")
+        del it
     return 0
 
 

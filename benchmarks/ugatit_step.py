@@ -139,9 +139,9 @@ def our_step_fn(args, device):
              "n_layers_local": args.n_layers_local}
     cfg = resolve({"model": model}, [f"data.crop_size={args.size}", f"data.load_size={args.size}",
                                      f"train.batch_size={args.batch}", f"train.device={device}",
-                                     "train.steps=1000000"])
+                                     "train.steps=1000000", *args.ours_set])
     trainer = Trainer(cfg, Path(tempfile.mkdtemp(prefix="ugatit-bench-")), progress=False)
-    return lambda real_A, real_B: trainer.train_step({"A": real_A, "B": real_B})
+    return lambda real_A, real_B: trainer.train_step(trainer.to_device({"A": real_A, "B": real_B}))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def run_child(args, impl, light, batch, memory=False) -> dict:
            "--n-blocks", str(args.n_blocks), "--n-layers-global", str(args.n_layers_global),
            "--n-layers-local", str(args.n_layers_local), "--warmup", str(args.warmup),
            "--steps", str(1 if memory else args.steps), "--threads", str(args.threads),
-           "--batch", str(batch)] + (["--light"] if light else [])
+           "--batch", str(batch)] + (["--light"] if light else []) + [f"--ours-set={o}" for o in args.ours_set]
     env = dict(os.environ)
     if memory:  # fixed mmap threshold: freed tensors go back to the OS at once, so RSS follows live memory
         env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
@@ -216,6 +216,9 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; the fastest counts")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for ours only, e.g. train.precision=bf16 (the GPU goal: with "
+                        "train.channels_last=true too)")
     p.add_argument("--child", choices=["ours", "official"], help=argparse.SUPPRESS)
     p.add_argument("--light", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -46,11 +46,16 @@ def cmd_train(args) -> int:
     if not args.resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise CLIError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another --out")
 
+    from .training import distributed
     from .training.trainer import Trainer
 
-    trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-    last = trainer.fit()
-    print(f"trained {trainer.step} steps; run folder {run_dir} (last checkpoint {last})")
+    try:  # under torchrun every process runs this; process 0 alone writes the run folder
+        trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+        last = trainer.fit()
+    finally:
+        distributed.cleanup()
+    if trainer.dist.is_main:
+        print(f"trained {trainer.step} steps; run folder {run_dir} (last checkpoint {last})")
     return 0
 
 

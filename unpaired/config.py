@@ -32,7 +32,9 @@ class DataConfig:
     flip: bool = True  # random horizontal flip
     resize: Literal["bicubic", "bilinear", "nearest", "lanczos"] = "bicubic"
     skip_bad_files: bool = False  # exclude unreadable images (with a warning) instead of failing
-    num_workers: int = 2
+    num_workers: int = 2  # loader worker processes (persistent between steps); 0 = load in the training process
+    pin_memory: bool = True  # page-locked batches for faster host-to-GPU copies (CUDA only; ignored on CPU)
+    prefetch_factor: int = 2  # batches each worker loads ahead (with num_workers > 0)
 
 
 @dataclass
@@ -63,9 +65,10 @@ class TrainConfig:
     pool_size: int = 50  # image history pool per domain (0 = off)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast; fp16 (CUDA) with a scaler per optimiser
-    channels_last: bool = False  # NHWC memory format for networks and batches (faster convolutions on recent GPUs)
-    compile: bool = False  # torch.compile each network in place (first steps slower while it compiles)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16 autocast; fp16 (CUDA): a GradScaler per optimiser
+    channels_last: bool = False  # NHWC memory format for networks and batches
+    compile: bool = False  # torch.compile every network in place (same parameter names and checkpoints)
+    sync_batchnorm: bool = True  # several processes: BatchNorm -> SyncBatchNorm (CUDA); see docs/distributed.md
     init: Literal["normal", "xavier", "kaiming", "orthogonal", "default"] = "normal"
     init_gain: float = 0.02
     log_every: int = 50
@@ -283,6 +286,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("train.eval_every must be >= 0 and train.eval_images >= 2")
     if t.pool_size < 0 or d.num_workers < 0:
         raise ConfigError("train.pool_size and data.num_workers must be >= 0")
+    if d.prefetch_factor < 1:
+        raise ConfigError(f"data.prefetch_factor: must be at least 1, got {d.prefetch_factor}")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     check = getattr(cfg.model, "validate", None)

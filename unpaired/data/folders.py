@@ -3,7 +3,8 @@
 Training uses :class:`UnpairedFolders` with :class:`EndlessSampler`. Every sample is a pure
 function of ``(seed, i)`` where ``i`` is a global sample counter, so a run resumed at step
 ``s`` (sampler ``start = s * batch_size``) sees exactly the batches of an uninterrupted run,
-whatever the number of DataLoader workers.
+whatever the number of DataLoader workers; with several training processes each takes its
+block of every global batch (``EndlessSampler(block=...)``), whatever their number.
 """
 
 from __future__ import annotations
@@ -191,25 +192,30 @@ class UnpairedFolders(Dataset):
 
 
 class EndlessSampler(Sampler):
-    """Yield global sample counters ``n * world_size + rank`` for ``n = start, start+1, ...``
-    forever.
+    """Yield the global sample counters of one process, forever.
 
-    ``start`` is the number of samples this rank has already consumed, e.g.
-    ``step * batch_size`` when resuming at optimiser step ``step``; the ranks together cover
-    every counter exactly once.
+    The counters are cut into consecutive blocks of ``block`` per process: process ``rank`` of
+    ``world_size`` takes, for its ``n``-th sample (``n = start, start+1, ...``),
+    ``(n // block) * block * world_size + rank * block + n % block``. ``block=1`` interleaves
+    (``n * world_size + rank``); ``block = per-process batch`` gives each process a contiguous
+    slice of the global batch, so W processes with batch b see exactly the batches of one
+    process with batch W·b (what the trainer uses). ``start`` is the number of samples this rank
+    has already consumed, e.g. ``step * per_process_batch`` when resuming at optimiser step
+    ``step``; the ranks together cover every counter exactly once.
     """
 
-    def __init__(self, start: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        if start < 0 or world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"invalid start={start}, rank={rank}, world_size={world_size}")
+    def __init__(self, start: int = 0, rank: int = 0, world_size: int = 1, block: int = 1) -> None:
+        if start < 0 or world_size < 1 or block < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"invalid start={start}, rank={rank}, world_size={world_size}, block={block}")
         self.start = int(start)
         self.rank = int(rank)
         self.world_size = int(world_size)
+        self.block = int(block)
 
     def __iter__(self) -> Iterator[int]:
-        n = self.start
+        n, b = self.start, self.block
         while True:
-            yield n * self.world_size + self.rank
+            yield (n // b) * b * self.world_size + self.rank * b + n % b
             n += 1
 
 

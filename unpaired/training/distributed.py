@@ -1,105 +1,158 @@
-"""Data-parallel training under ``torchrun``: one process per device, gradients averaged every phase.
+"""Data-parallel training under ``torchrun``: process-group set-up, sharding, gradient averaging.
 
-``torchrun --nproc_per_node N -m unpaired train ...`` runs the same command in N processes; torchrun's
-environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``) tells each which it is.
-Without it nothing here does anything and training is the single-process loop.
+The trainer calls these helpers; with one process (no ``torchrun``, or ``--nproc_per_node 1``) every one of
+them is a no-op, so single-process training is unchanged bit for bit.
 
-Why not ``DistributedDataParallel`` wrappers: every model here calls each network several times per step
-(G(a), G(F(b)), G(b)) and freezes networks per phase by ``requires_grad``; a DDP wrapper expects one forward
-per backward over a fixed set of parameters (its hooks fire per backward and wait for every parameter it
-was built with). The trainer instead averages the gradients of the parameters a phase updates, after that
-phase's backward and before its optimiser step, in ONE ``all_reduce`` of a flattened buffer — the approach
-of stylegan3's training loop, with PyTorch's own collective (``torch.distributed``: NCCL on CUDA, gloo on
-CPU). The phase's loss travels in the same buffer, so a NaN on any rank stops every rank at the same step.
+* Set-up reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), as nanoGPT does. CUDA:
+  process r uses ``cuda:LOCAL_RANK`` and NCCL; CPU: gloo.
+* ``train.batch_size`` is the **global** batch. Step s covers the global sample counters
+  ``s·B … s·B + B − 1`` whatever the number of processes W; process r takes the contiguous block
+  ``s·B + r·b … s·B + r·b + b − 1`` (b = B / W). So W processes see exactly the samples one process would,
+  and a run resumes with any W that divides B.
+* Gradients: no ``DistributedDataParallel``. Every model calls each network several times per step and freezes
+  networks per phase with ``requires_grad``; DDP's per-parameter hooks fit that badly. Instead, after each
+  phase's backward the trainer averages that phase's gradients in one ``all_reduce`` of a flattened buffer
+  (stylegan3 ``training_loop.py``), before the (scaled) optimiser step: every process then takes the same step.
 """
 
 from __future__ import annotations
 
-import datetime
+import logging
 import os
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import torch
 import torch.distributed as dist
+from torch import Tensor, nn
+
+log = logging.getLogger("unpaired")
 
 
 @dataclass(frozen=True)
-class Distributed:
+class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
 
     @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
 
-def from_environment() -> Distributed:
-    """The process group torchrun describes (initialised here on first use), or a single process."""
+
+def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:
+    """``auto|cpu|cuda|cuda:N|mps`` -> a device; under torchrun ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name}: CUDA is not available on this machine; use cpu or auto")
+    if device.type == "cuda" and local_rank is not None:
+        if device.index is not None:
+            raise RuntimeError(f"train.device={name}: under torchrun use train.device=cuda (or auto); "
+                               "process r takes cuda:LOCAL_RANK")
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def setup(device_name: str) -> tuple:
+    """Join the process group torchrun describes (if any); returns ``(DistInfo, device)``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if world == 1:
+        return DistInfo(), resolve_device(device_name)
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(device_name, info.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("UNPAIRED_DIST_BACKEND") != "gloo" else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-    return Distributed(rank=rank, world_size=dist.get_world_size(), local_rank=local_rank)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.get_world_size() != world:
+        raise RuntimeError(f"WORLD_SIZE={world} but the process group has {dist.get_world_size()} processes")
+    return info, device
 
 
-def device_for(ctx: Distributed, requested: str) -> Optional[str]:
-    """``cuda:LOCAL_RANK`` for a multi-process CUDA run (each process its own GPU); else None (keep as set)."""
-    if ctx.enabled and requested in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{ctx.local_rank}"
-    return None
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
-def average_gradients(params: Iterable[torch.nn.Parameter], loss: torch.Tensor, ctx: Distributed) -> torch.Tensor:
-    """Average the gradients of ``params`` over all processes (a missing gradient counts as zero) and return the
-    mean ``loss``; one collective call. Single process: returns ``loss`` unchanged."""
-    if not ctx.enabled:
-        return loss.detach()
-    params: List[torch.nn.Parameter] = list(params)
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params] + [loss.detach().reshape(1).to(params[0].grad.dtype)])
+def per_rank_batch(batch_size: int, info: DistInfo) -> int:
+    if batch_size % info.world_size:
+        raise ValueError(f"train.batch_size={batch_size} is the global batch: it must be a multiple of the number "
+                         f"of processes ({info.world_size})")
+    return batch_size // info.world_size
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """``seed`` itself for rank 0 (single-process runs keep their streams); a derived seed for the others."""
+    if rank == 0:
+        return seed
+    from ..data.folders import derive_seed
+
+    return derive_seed(seed, 0x5EED, rank)
+
+
+def prepare_method(method: nn.Module, info: DistInfo, device: torch.device, sync_batchnorm: bool) -> nn.Module:
+    """Per-process model set-up: SyncBatchNorm where asked and possible, then rank 0's weights everywhere."""
+    if not info.enabled:
+        return method
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in method.modules())
+    if has_bn and sync_batchnorm:
+        if device.type == "cuda":
+            method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+            log.info("BatchNorm -> SyncBatchNorm: statistics over the global batch")
+        else:
+            log.warning("SyncBatchNorm needs CUDA: on %s each process normalises with its own batch statistics",
+                        device.type)
+    for tensor in method.state_dict().values():
+        dist.broadcast(tensor, src=0)
+    return method
+
+
+def average_gradients(params: Iterable[nn.Parameter], info: DistInfo) -> None:
+    """Average ``.grad`` over processes in one flat all-reduce (parameters without a gradient stay without one:
+    every process runs the same code, so the same ones have gradients everywhere)."""
+    if not info.enabled:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
-    flat /= ctx.world_size
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-        offset += n
-    return flat[-1]
+    flat /= info.world_size
+    for g, new in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(new.view_as(g))  # copy_ keeps each gradient's memory format (channels_last)
 
 
-def broadcast_state(module: torch.nn.Module, ctx: Distributed) -> None:
-    """Rank 0's parameters and buffers everywhere (identical seeds make them equal already; this guarantees it)."""
-    if ctx.enabled:
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, src=0)
+def mean_over_ranks(values: Tensor, info: DistInfo) -> Tensor:
+    """Mean of a small tensor (a phase's loss terms) over processes. Every loss here is a mean over the batch,
+    so the mean over equal shards is the loss of the global batch; a NaN anywhere makes it NaN everywhere."""
+    if not info.enabled:
+        return values
+    values = values.detach().float().clone()
+    dist.all_reduce(values)
+    return values / info.world_size
 
 
-def barrier(ctx: Distributed) -> None:
-    if ctx.enabled:
-        dist.barrier()
+def gather_to_main(obj, info: DistInfo) -> Optional[List]:
+    """Every process's ``obj`` as a list on rank 0 (None elsewhere); ``[obj]`` with one process."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
 
 
-def convert_batchnorm(module: torch.nn.Module, ctx: Distributed, device: torch.device) -> torch.nn.Module:
-    """BatchNorm statistics over the global batch (SyncBatchNorm, CUDA only); other norms are per-sample."""
-    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
-    if ctx.enabled and has_bn and device.type == "cuda":
-        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if ctx.enabled and has_bn:
-        import logging
-
-        logging.getLogger("unpaired").warning("BatchNorm statistics stay per process on %s (SyncBatchNorm needs CUDA)",
-                                              device.type)
-    return module
+def rank_state(state: Dict, info: DistInfo) -> Optional[Dict]:
+    """The per-process part (pools, RNG) of a checkpoint for this process: its own rank's when the saving run
+    had that many processes, rank 0's top-level entries for rank 0, otherwise None (start fresh)."""
+    saved = state.get("ranks")
+    if saved is not None and info.rank < len(saved):
+        return saved[info.rank]
+    if info.rank == 0:
+        return {"pools": state["pools"], "rng": state["rng"]}
+    return None

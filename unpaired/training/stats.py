@@ -14,13 +14,12 @@ from typing import Dict, Optional
 
 
 class StatsWriter:
-    def __init__(self, run_dir: Path, tensorboard: bool = True, enabled: bool = True):
-        """``enabled=False``: averages are kept and returned but nothing is written (non-main processes)."""
-        self.path = Path(run_dir) / "stats.jsonl" if enabled else None
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = Path(run_dir) / "stats.jsonl"
         self.sums: Dict[str, float] = defaultdict(float)
         self.counts: Dict[str, int] = defaultdict(int)
         self.tb = None
-        if tensorboard and enabled:
+        if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -37,7 +36,7 @@ class StatsWriter:
         means = {k: self.sums[k] / self.counts[k] for k in sorted(self.sums)}
         self.sums.clear()
         self.counts.clear()
-        if not means or self.path is None:
+        if not means:
             return means
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, "time": round(time.time(), 3), **means}) + "\n")

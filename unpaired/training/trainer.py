@@ -24,6 +24,7 @@ from ..models.base import StepContext, set_requires_grad
 from ..nn.init import init_weights
 from . import checkpoint as ckpt
 from . import distributed
+from .distributed import resolve_device  # noqa: F401  (re-exported: the trainer's device rules)
 from .pool import ImagePool
 from .samples import SampleWriter
 from .stats import StatsWriter, peak_memory_gb
@@ -33,15 +34,6 @@ log = logging.getLogger("unpaired")
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or Inf; training stopped without writing a checkpoint."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name}: CUDA is not available on this machine; use cpu or auto")
-    return device
 
 
 def lr_factor(step: int, total: int, decay_fraction: float) -> float:
@@ -55,33 +47,25 @@ def lr_factor(step: int, total: int, decay_fraction: float) -> float:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         t = cfg.train
-        self.dist = distributed.from_environment()  # torchrun's processes, or one
-        self.is_main = self.dist.is_main
-        self.progress = progress and self.is_main
-        self.device = resolve_device(distributed.device_for(self.dist, t.device) or t.device)
-        if self.is_main:  # only rank 0 writes into the run folder
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dist, self.device = distributed.setup(t.device)  # one process: DistInfo(0, 1, 0)
+        self.batch_per_rank = distributed.per_rank_batch(t.batch_size, self.dist)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
             _log_to_file(self.run_dir / "log.txt")
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        seed_everything(t.seed)  # the same initial weights in every process
+        seed_everything(t.seed)
         complete_config(cfg)  # settings the data decides (multi-domain: the domain names), checked against it
 
         spec = get_model(cfg.model_name)
-        method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain)
-        method = distributed.convert_batchnorm(method, self.dist, self.device)
-        self.method = method.to(self.device)
+        method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain).to(self.device)
+        self.method = distributed.prepare_method(method, self.dist, self.device, t.sync_batchnorm)
         if t.channels_last:
             self.method.to(memory_format=torch.channels_last)
-        distributed.broadcast_state(self.method, self.dist)
-        if self.dist.enabled:  # each process its own random stream from here on (pools, label draws)
-            seed_everything(t.seed + 1_000_003 * self.dist.rank)
-        if t.compile:
-            for group in (self.method.generators, self.method.discriminators):
-                for module in group.values():
-                    module.compile()  # in place: parameter names and checkpoints stay as they are
+        if self.dist.rank:  # own dropout/noise streams per process; rank 0 keeps the single-process ones
+            seed_everything(distributed.rank_seed(t.seed, self.dist.rank))
         self.optimizers = {
             name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay,
                                    fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
@@ -91,14 +75,17 @@ class Trainer:
         if fp16 and self.device.type != "cuda":
             raise RuntimeError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
-        self.pools = {dom: ImagePool(t.pool_size, seed=t.seed * 1000 + i + 7919 * self.dist.rank)
+        self.pools = {dom: ImagePool(t.pool_size, seed=distributed.rank_seed(t.seed * 1000 + i, self.dist.rank))
                       for i, dom in enumerate(self.method.pooled_domains)}
         self.step = 0
-        self.samples_seen = 0  # over all processes: where the data stream continues on resume
         if resume:
             self._resume()
-        elif self.is_main:
+        elif self.dist.is_main:
             ckpt.atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
+        if t.compile:  # in place: parameter names, state dicts and checkpoints stay those of the eager modules
+            for name in ("generators", "discriminators"):
+                for module in getattr(self.method, name).values():
+                    module.compile()
         self._print_summary()
 
     # ------------------------------------------------------------------------------------------------------
@@ -120,8 +107,6 @@ class Trainer:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = t.lr * factor
-        if t.channels_last:
-            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
         ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps, seed=t.seed)
         networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
         set_requires_grad(networks.values(), True)
@@ -137,26 +122,27 @@ class Trainer:
                 set_requires_grad([module], name in phase.trainable)
             with self._autocast():
                 out = phase.loss(ctx)
-            scaler.scale(out.total).backward()
-            params = [p for group in opt.param_groups for p in group["params"]]
-            total = distributed.average_gradients(params, out.total, self.dist)  # mean over processes
-            if not torch.isfinite(total).item():  # every process sees the same mean, so all stop together
-                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
+            # one small all-reduce (several processes): logged values are global-batch means, and a NaN on any
+            # process stops all of them at the same step
+            scalars = torch.stack([v.detach().float().reshape(()) for v in (out.total, *out.terms.values())])
+            total, *terms = distributed.mean_over_ranks(scalars, self.dist).tolist()
+            if not math.isfinite(total):
+                listed = ", ".join(f"{k}={v:.4g}" for k, v in zip(out.terms, terms))
                 last = ckpt.latest_checkpoint(self.run_dir)
                 raise NonFiniteLossError(
-                    f"step {self.step + 1}: the {phase.name} loss is {float(total)} ({terms}). Training stopped "
+                    f"step {self.step + 1}: the {phase.name} loss is {total} ({listed}). Training stopped "
                     f"before this step changed any checkpoint; last good checkpoint: {last or 'none yet'}. "
                     f"Try a lower train.lr or train.precision=fp32.")
+            scaler.scale(out.total).backward()
+            distributed.average_gradients((p for g in opt.param_groups for p in g["params"]), self.dist)
             scaler.step(opt)
             scaler.update()
             if phase.after_step is not None:
                 phase.after_step()
-            values[f"Loss/{phase.name}/total"] = float(total)
-            for k, v in out.terms.items():
-                values[f"Loss/{phase.name}/{k}"] = float(v.detach())
+            values[f"Loss/{phase.name}/total"] = total
+            values.update((f"Loss/{phase.name}/{k}", v) for k, v in zip(out.terms, terms))
         set_requires_grad(networks.values(), True)
         self.step += 1
-        self.samples_seen += len(next(iter(batch.values()))) * self.dist.world_size
         if stats is not None:
             for k, v in values.items():
                 stats.add(k, v)
@@ -167,15 +153,20 @@ class Trainer:
     def make_loader(self) -> DataLoader:
         from ..data import EndlessSampler, train_dataset
 
-        d, t = self.cfg.data, self.cfg.train
+        d = self.cfg.data
         dataset = train_dataset(self.cfg)  # the model's kind of data (ModelSpec.dataset)
-        # process r of W takes the global sample counters n·W + r: the processes' batches together are the
-        # samples a single process with batch W·batch_size would take, and a resume continues the same stream
-        sampler = EndlessSampler(start=self.samples_seen // self.dist.world_size, rank=self.dist.rank,
-                                 world_size=self.dist.world_size)
-        return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler,
-                          num_workers=d.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
-                          persistent_workers=d.num_workers > 0)
+        b = self.batch_per_rank  # process r takes block r of each global batch (see training/distributed.py)
+        sampler = EndlessSampler(start=self.step * b, rank=self.dist.rank, world_size=self.dist.world_size, block=b)
+        return DataLoader(dataset, batch_size=b, sampler=sampler, num_workers=d.num_workers,
+                          pin_memory=d.pin_memory and self.device.type == "cuda", drop_last=True,
+                          persistent_workers=d.num_workers > 0,
+                          prefetch_factor=d.prefetch_factor if d.num_workers > 0 else None)
+
+    def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The tensors of a loader batch on the training device (NHWC with ``train.channels_last``)."""
+        fmt = torch.channels_last if self.cfg.train.channels_last else torch.preserve_format
+        return {k: v.to(self.device, non_blocking=True, memory_format=fmt if v.dim() == 4 else torch.preserve_format)
+                for k, v in batch.items() if torch.is_tensor(v)}
 
     def fit(self, until: Optional[int] = None) -> Path:
         """Train until ``train.steps`` (or stop early after step ``until``, with a checkpoint there);
@@ -185,19 +176,19 @@ class Trainer:
         if self.step >= end:
             log.info("already trained %d of %d steps; nothing to do", self.step, t.steps)
             return ckpt.latest_checkpoint(self.run_dir)
+        main = self.dist.is_main  # process 0 alone writes samples, statistics, logs and checkpoints
         loader = self.make_loader()
-        samples = SampleWriter(self.run_dir, self.cfg, self.device) if self.is_main else None
-        stats = StatsWriter(self.run_dir, enabled=self.is_main)
-        bar = _progress(self.progress, total=t.steps, initial=self.step)
+        samples = SampleWriter(self.run_dir, self.cfg, self.device) if main else None
+        stats = StatsWriter(self.run_dir) if main else None
+        bar = _progress(self.progress and main, total=t.steps, initial=self.step)
         tick, tick_step = time.time(), self.step
         last = None
         try:
             for batch in loader:
-                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-                values = self.train_step(batch, stats)
+                values = self.train_step(self.to_device(batch), stats)
                 step = self.step
                 bar.update(1)
-                if step % t.log_every == 0 or step == t.steps:
+                if main and (step % t.log_every == 0 or step == t.steps):
                     stats.add("Timing/sec_per_step", (time.time() - tick) / max(1, step - tick_step))
                     mem = peak_memory_gb(self.device)
                     if mem is not None:
@@ -206,21 +197,21 @@ class Trainer:
                     means = stats.flush(step)
                     bar.set_postfix_str(_short(means))
                     log.info("step %d/%d %s", step, t.steps, _short(means, 8))
-                if samples is not None and (step % t.sample_every == 0 or step == t.steps):
+                if main and (step % t.sample_every == 0 or step == t.steps):
                     grid = samples.write(self.method, step)
                     stats.image("samples", grid, step)
-                if self.is_main and t.eval_every and (step % t.eval_every == 0 or step == t.steps):
+                if main and t.eval_every and (step % t.eval_every == 0 or step == t.steps):
                     for k, v in self.evaluate().items():
                         stats.add(k, v)
                     stats.flush(step)
                 if step % t.checkpoint_every == 0 or step == end:
-                    last = self.save() if self.is_main else ckpt.checkpoint_path(self.run_dir, step)
+                    last = self.save()
                 if step >= end:
                     break
         finally:
             bar.close()
-            stats.close()
-        distributed.barrier(self.dist)  # no process leaves before rank 0 has written the last checkpoint
+            if stats is not None:
+                stats.close()
         return last
 
     def evaluate(self) -> Dict[str, float]:
@@ -241,22 +232,30 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {
+        """The training state; with several processes (a collective call: every process must make it), process 0's
+        also holds every process's pools and RNG states under ``ranks``."""
+        own = {"pools": {k: p.state_dict() for k, p in self.pools.items()}, "rng": ckpt.rng_state()}
+        ranks = distributed.gather_to_main(own, self.dist)
+        state = {
             "step": self.step,
-            "samples_seen": self.samples_seen,
-            "world_size": self.dist.world_size,
             "method": self.method.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
-            "pools": {k: p.state_dict() for k, p in self.pools.items()},
-            "rng": ckpt.rng_state(),
+            **own,
             "config": self.cfg.to_dict(),
             "version": __version__,
         }
+        if self.dist.enabled and ranks is not None:
+            state["ranks"] = ranks
+        return state
 
-    def save(self) -> Path:
+    def save(self) -> Optional[Path]:
+        """Write a checkpoint and the generators (process 0; every process must call it); returns its path."""
+        state = self.state_dict()
+        if not self.dist.is_main:
+            return None
         path = ckpt.checkpoint_path(self.run_dir, self.step)
-        ckpt.save_training_state(path, self.state_dict())
+        ckpt.save_training_state(path, state)
         for direction, generator in self.method.generators.items():
             ckpt.save_generator(self.run_dir / "generators", direction, generator, self.generator_meta(direction))
         ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_checkpoints)
@@ -280,11 +279,15 @@ class Trainer:
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.scalers.items():
             s.load_state_dict(state["scalers"][k])
-        for k, p in self.pools.items():
-            p.load_state_dict(state["pools"][k], device=self.device)
-        ckpt.set_rng_state({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in state["rng"].items()})
+        own = distributed.rank_state(state, self.dist)
+        if own is None:
+            log.warning("process %d: the checkpoint was written by fewer processes; this one starts with empty "
+                        "image pools and fresh random streams", self.dist.rank)
+        else:
+            for k, p in self.pools.items():
+                p.load_state_dict(own["pools"][k], device=self.device)
+            ckpt.set_rng_state({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in own["rng"].items()})
         self.step = int(state["step"])
-        self.samples_seen = int(state.get("samples_seen", self.step * self.cfg.train.batch_size))
         log.info("resumed from %s (step %d)", path, self.step)
 
     def _print_summary(self) -> None:
@@ -292,7 +295,12 @@ class Trainer:
             for key, module in getattr(self.method, name).items():
                 n = sum(p.numel() for p in module.parameters())
                 log.info("%s[%s]: %s, %.2f M parameters", name, key, type(module).__name__, n / 1e6)
-        log.info("device %s, precision %s, run folder %s", self.device, self.cfg.train.precision, self.run_dir)
+        t = self.cfg.train
+        log.info("device %s, precision %s, channels_last %s, compile %s, run folder %s", self.device, t.precision,
+                 t.channels_last, t.compile, self.run_dir)
+        if self.dist.enabled:
+            log.info("%d processes, global batch %d (%d per process)", self.dist.world_size, t.batch_size,
+                     self.batch_per_rank)
 
 
 class _GeneratorView:
