@@ -65,7 +65,7 @@ def main(argv=None) -> int:
                               n_train=64, n_test=4, seed=0)
     cuda = torch.device(args.device).type == "cuda"
     print(f"# {args.preset}, data {data}, {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("| workers | batch | crop | loader images/s | training images/s | loader / training |")
+    print("| workers | batch | crop | loader pairs/s | training pairs/s | loader / training |")
     print("|---|---|---|---|---|---|")
     for workers in [int(w) for w in args.workers.split(",")]:
         cfg = resolve(read_preset(args.preset), [f"data.root={data}", f"data.num_workers={workers}",
@@ -79,6 +79,7 @@ def main(argv=None) -> int:
         training = step_rate(trainer, it, args.batches, b, cuda)
         print(f"| {workers} | {b} | {cfg.data.crop_size} | {loading:.1f} | {training:.2f} | {loading / training:.1f}x |")
         del it
+    print("(a pair is one A and one B image: images/s = 2 × pairs/s)")
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from unpaired.config import resolve
+from unpaired.config import read_preset, resolve
 from unpaired.data import EndlessSampler
 from unpaired.training import checkpoint as ckpt
 from unpaired.training.distributed import DistInfo, per_rank_batch, rank_state
@@ -52,14 +52,14 @@ def assert_same_training_state(a, b):
 
 def test_two_processes_equal_one_and_resume_with_one(synth_data, tmp_path):
     run = tmp_path / "ddp"
-    proc = torchrun(2, "train", "quick", "--out", run, "--no-progress",
+    proc = torchrun(2, "train", "quick-cyclegan", "--out", run, "--no-progress",
                     *sets(*COMMON, f"data.root={synth_data}", "train.steps=2"))
     assert proc.stdout.count("trained 2 steps") == 1  # process 0 alone reports
     state_1 = ckpt.load_training_state(run / "checkpoints" / "step_0000001.pt")
     assert len(state_1["ranks"]) == 2
 
-    single = Trainer(resolve({}, [*COMMON, f"data.root={synth_data}", "train.steps=3"]), tmp_path / "one",
-                     progress=False)
+    single = Trainer(resolve(read_preset("quick-cyclegan"), [*COMMON, f"data.root={synth_data}", "train.steps=3"]),
+                     tmp_path / "one", progress=False)
     single.fit(until=1)
     assert_same_training_state(ckpt.load_training_state(tmp_path / "one" / "checkpoints" / "step_0000001.pt"),
                                state_1)
