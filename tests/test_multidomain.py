@@ -284,3 +284,14 @@ def test_cli_train_translate_export(tmp_path, capsys):
     for exported in ("g.onnx", "fixed.onnx"):
         got = np.asarray(Translator.load(tmp_path / exported).translate(image, target="hue240").image, np.int16)
         assert np.abs(got - eager).max() <= 1
+
+    # evaluate: one row per target domain, sources = the test images of the other domains
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(data), "--metrics", "fid,kid",
+                 "--feature-extractor", "unpaired-tiny", "--json", str(tmp_path / "scores.json")]) == 0
+    rows = json.loads((tmp_path / "scores.json").read_text())
+    assert [r["target"] for r in rows] == ["hue000", "hue120", "hue240"]
+    assert all(r["n_source"] == 4 and r["n_real"] == 2 and r["fid"] >= 0 for r in rows)
+    assert "to hue120" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(data), "--metrics", "masks"]) == 1
+    assert "multi-domain data has no ground-truth masks" in capsys.readouterr().err

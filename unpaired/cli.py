@@ -388,9 +388,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # clear one-line messages for the errors users cause; tracebacks for bugs
         from .compat import ImportMismatch
         from .data import BadImageError, UnknownDomainError
+        from .metrics.evaluate import EvaluationError
         from .training.trainer import NonFiniteLossError
 
-        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch, UnknownDomainError)):
+        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch, UnknownDomainError, EvaluationError)):
             print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
             return 1
         raise

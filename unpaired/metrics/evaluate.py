@@ -1,6 +1,8 @@
 """``unpaired evaluate``: translate a split and score the translations against the target domain's real images.
 
 For direction AtoB the sources are ``DATA/{split}A`` and the reals ``DATA/{split}B`` (BtoA the other way).
+Multi-domain models (``DATA/{split}/<domain>/``): for each target domain d, every test image of the OTHER
+domains is translated to d and scored against the real images of d (one row per target, ``direction`` "to d").
 Images are resized to the generator's training size (as the official test scripts do), translated in
 batches without gradients, and scored; results are printed as a table, appended to ``RUN/metrics.jsonl``
 and optionally written to ``--json``.
@@ -20,6 +22,10 @@ from ..models.base import normalise_heatmap
 from .extractor import domain_accuracy, is_extractor_file
 
 KNOWN_METRICS = ("fid", "kid", "masks", "accuracy")
+
+
+class EvaluationError(ValueError):
+    """A request ``unpaired evaluate`` cannot serve (metric, extractor or data), said in one line."""
 
 
 def _load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit: Optional[int] = None) -> tuple:
@@ -52,14 +58,17 @@ def _load_masks(folder: Path, paths: Sequence[Path], size) -> Optional[torch.Ten
 
 
 @torch.no_grad()
-def translate_tensors(generator, images: torch.Tensor, batch_size: int, device) -> Dict[str, torch.Tensor]:
-    """Translated images and the predicted foreground (attention, or the heatmap scaled to [0, 1])."""
+def translate_tensors(generator, images: torch.Tensor, batch_size: int, device,
+                      label: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """Translated images and the predicted foreground (attention, or the heatmap scaled to [0, 1]);
+    ``label`` (1×c) is the target of a multi-domain generator."""
     from ..inference import run_any_size
 
     fakes, fgs = [], []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
-        out = run_any_size(generator, batch)
+        labels = None if label is None else label.to(device).expand(len(batch), -1)
+        out = run_any_size(generator, batch, labels)
         fakes.append(out.image.float().cpu())
         fg = out.foreground()
         if fg is None and out.heatmap is not None:
@@ -74,16 +83,20 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
              metrics: Sequence[str] = ("fid", "kid"), feature_extractor: str = "inception-v3-compat",
              inception_weights: Optional[str] = None, kid_subset_size: Optional[int] = None,
              batch_size: int = 16, device: str = "cpu", limit: Optional[int] = None) -> List[Dict[str, object]]:
-    from .fidelity import cache_name, fidelity_scores, resolve_extractor, to_uint8
+    from .fidelity import resolve_extractor
 
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
     if unknown:
-        raise ValueError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(KNOWN_METRICS)}")
+        raise EvaluationError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(KNOWN_METRICS)}")
     if "accuracy" in metrics and not is_extractor_file(feature_extractor):
-        raise ValueError("--metrics accuracy needs --feature-extractor FILE.safetensors (a domain classifier "
+        raise EvaluationError("--metrics accuracy needs --feature-extractor FILE.safetensors (a domain classifier "
                          "written by `unpaired extractor train`)")
     data = Path(data)
     extractor_key = resolve_extractor(feature_extractor) if {"fid", "kid"} & set(metrics) else feature_extractor
+    scoring = dict(feature_extractor=feature_extractor, weights=inception_weights, kid_subset_size=kid_subset_size,
+                   device=device, extractor_key=extractor_key)
+    if getattr(translator, "domains", None):
+        return _evaluate_targets(translator, data, split, metrics, scoring, batch_size, limit)
     results = []
     for direction in directions:
         source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
@@ -95,15 +108,7 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
         out = translate_tensors(generator, sources, batch_size, device)
         row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
                                   "n_real": len(reals), "size": size}
-        if "fid" in metrics or "kid" in metrics:
-            row["feature_extractor"] = feature_extractor
-            row.update(fidelity_scores(
-                to_uint8(out["image"]), to_uint8(reals), fid="fid" in metrics, kid="kid" in metrics,
-                feature_extractor=feature_extractor, weights=inception_weights,
-                real_cache=cache_name(real_paths, size or 0, extractor_key), kid_subset_size=kid_subset_size,
-                device=device))
-        if "accuracy" in metrics:
-            row.update(domain_accuracy(feature_extractor, to_uint8(out["image"]), target))
+        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring))
         if "masks" in metrics:
             from .masks import mask_scores
 
@@ -119,6 +124,47 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
         row["seconds"] = round(time.time() - started, 2)
         results.append(row)
     return results
+
+
+def _evaluate_targets(translator, data: Path, split: str, metrics, scoring: dict, batch_size: int,
+                      limit) -> List[Dict[str, object]]:
+    """A multi-domain model: one row per target domain (sources: the test images of the other domains)."""
+    from ..models.base import MULTI
+
+    if "masks" in metrics:
+        raise EvaluationError("--metrics masks: multi-domain data has no ground-truth masks; use fid, kid, accuracy")
+    size = translator.meta[MULTI].get("crop_size")
+    generator = translator.generator()
+    loaded = {d: _load_split(data / split / d, size, limit=limit) for d in translator.domains}
+    results = []
+    for target in translator.domains:
+        started = time.time()
+        sources = torch.cat([images for d, (_, images) in loaded.items() if d != target])
+        real_paths, reals = loaded[target]
+        out = translate_tensors(generator, sources, batch_size, scoring["device"], translator.label_for(target))
+        row: Dict[str, object] = {"direction": f"to {target}", "target": target, "split": split,
+                                  "n_source": len(sources), "n_real": len(reals), "size": size}
+        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring))
+        row["seconds"] = round(time.time() - started, 2)
+        results.append(row)
+    return results
+
+
+def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: str, metrics, scoring: dict) -> dict:
+    """FID/KID (real features cached under the files, size and extractor) and domain accuracy of ``fakes``."""
+    from .fidelity import cache_name, fidelity_scores, to_uint8
+
+    row: Dict[str, object] = {}
+    extractor = scoring["feature_extractor"]
+    if "fid" in metrics or "kid" in metrics:
+        row["feature_extractor"] = extractor
+        row.update(fidelity_scores(
+            to_uint8(fakes), to_uint8(reals), fid="fid" in metrics, kid="kid" in metrics, feature_extractor=extractor,
+            weights=scoring["weights"], real_cache=cache_name(real_paths, size or 0, scoring["extractor_key"]),
+            kid_subset_size=scoring["kid_subset_size"], device=scoring["device"]))
+    if "accuracy" in metrics:
+        row.update(domain_accuracy(extractor, to_uint8(fakes), target))
+    return row
 
 
 def format_table(results: List[Dict[str, object]]) -> str:
