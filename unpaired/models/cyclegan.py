@@ -78,16 +78,23 @@ class CycleGAN(TranslationMethod):
         return self.args.norm == "instance" and getattr(self.args, "dropout", 0.0) == 0.0
 
     def prepare(self, ctx: StepContext) -> None:
-        """The shared forward pass: fake_B = G(a), rec_A = F(fake_B), fake_A = F(b), rec_B = G(fake_A); with
-        identity loss and per-sample layers also G(b) and F(a), each in one call with the fake of its generator."""
+        """The shared forward pass: fake_B = G(a), rec_A = F(fake_B), fake_A = F(b), rec_B = G(fake_A) (and,
+        with identity loss, G(b) and F(a)). With per-sample layers, inputs of one generator that are ready share a
+        call: G(a, b), then F(b, G(a), a), then G(F(b)): three calls instead of four (six with identity)."""
         G, F = self.generators["AtoB"], self.generators["BtoA"]
         real_A, real_B = ctx.batch["A"], ctx.batch["B"]
-        if self.weights.identity > 0 and self.per_sample and "idt_B" not in ctx.cache:
-            fake_B, ctx.cache["idt_B"] = split_batch(G(torch.cat([real_A, real_B])), len(real_A))
-            fake_A, ctx.cache["idt_A"] = split_batch(F(torch.cat([real_B, real_A])), len(real_B))
+        identity = self.weights.identity > 0 and "idt_B" not in ctx.cache  # Scheme I computes its own first
+        if self.per_sample:
+            first = [real_A, real_B] if identity else [real_A]
+            fake_B, *idt_B = split_batch(G(torch.cat(first)), [len(x) for x in first])
+            second = [real_B, fake_B.image, real_A] if identity else [real_B, fake_B.image]
+            fake_A, rec_A, *idt_A = split_batch(F(torch.cat(second)), [len(x) for x in second])
+            if identity:
+                ctx.cache.update(idt_B=idt_B[0], idt_A=idt_A[0])
         else:
-            fake_B, fake_A = G(real_A), F(real_B)
-        rec_A = F(fake_B.image)
+            fake_B = G(real_A)
+            rec_A = F(fake_B.image)
+            fake_A = F(real_B)
         rec_B = G(fake_A.image)
         ctx.cache.update(fake_B=fake_B, rec_A=rec_A, fake_A=fake_A, rec_B=rec_B)
 
@@ -138,11 +145,10 @@ class CycleGAN(TranslationMethod):
         return LossOutput(total=terms["D_B"] + terms["D_A"], terms=terms)
 
 
-def split_batch(out: GeneratorOutput, n: int) -> tuple:
-    """The outputs of a call on ``cat([x, y])`` as the outputs of a call on ``x`` (first ``n``) and on ``y``."""
-    fields = {k: v for k, v in vars(out).items() if v is not None}
-    return (GeneratorOutput(**{k: v[:n] for k, v in fields.items()}),
-            GeneratorOutput(**{k: v[n:] for k, v in fields.items()}))
+def split_batch(out: GeneratorOutput, sizes) -> list:
+    """The outputs of one call on ``cat(inputs)`` as the outputs of a call on each input (``sizes``: their lengths)."""
+    fields = {k: v.split(list(sizes)) for k, v in vars(out).items() if v is not None}
+    return [GeneratorOutput(**{k: parts[i] for k, parts in fields.items()}) for i in range(len(sizes))]
 
 
 register(ModelSpec(
