@@ -32,7 +32,7 @@ inputs at two sizes (two batch sizes for fixed-size models) and fails above the 
 difference is absolute for image and attention (both in [-1, 1] / [0, 1]); the unbounded heatmap's is
 divided by max(1, max |heatmap|).
 
-``OnnxGenerator`` wraps an exported ONNX file as a generator returning ``GeneratorOutput``, so
+``OnnxGenerator`` (in ``exported.py``) wraps an exported ONNX file as a generator returning ``GeneratorOutput``, so
 ``Translator.load("g.onnx")`` translates with onnxruntime.
 """
 
@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .exported import OnnxGenerator, description_path, load_onnx_generator, onnx_session, read_export_info  # noqa: F401
 from .models.base import MULTI, GeneratorOutput
 
 __all__ = ["EXPORTED_FIELDS", "FORMATS", "ExportCheckError", "ExportWrapper", "OnnxGenerator",
@@ -158,7 +159,7 @@ def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], e
         tmp.unlink(missing_ok=True)  # an exporter error leaves no half-written file behind
     from .training.checkpoint import atomic_write_text
 
-    atomic_write_text(_json_path(output), json.dumps(info, indent=2) + "\n")
+    atomic_write_text(description_path(output), json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -166,7 +167,7 @@ def _reject(tmp: Path, output: Path) -> Path:
     """Keep a rejected export as ``<output>.failed``; remove ``output`` and its JSON (they would mislead)."""
     failed = output.with_name(output.name + ".failed")
     os.replace(tmp, failed)
-    for stale in (output, _json_path(output)):
+    for stale in (output, description_path(output)):
         stale.unlink(missing_ok=True)
     return failed
 
@@ -225,7 +226,7 @@ def _embed_onnx_metadata(path: Path, info: dict) -> None:
 def _exported_runner(fmt: str, path: Path):
     """A function (N×3×H×W images[, N×c_dim labels]) -> list of numpy outputs, running the exported file."""
     if fmt == "onnx":
-        session = _onnx_session(path)
+        session = onnx_session(path)
         return lambda *inputs: session.run(None, {n: t.numpy() for n, t in zip(_input_names(inputs), inputs)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
@@ -269,10 +270,6 @@ def _diff_text(check: dict) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 # the description written beside the file
-
-
-def _json_path(output: Path) -> Path:
-    return output.with_name(output.name + ".json")
 
 
 def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutput, fields: Sequence[str],
@@ -324,73 +321,6 @@ def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutpu
 
 
 # ----------------------------------------------------------------------------------------------------------
-# running an exported ONNX file as a generator
-
-
-def _onnx_session(path: Path, providers: Optional[List[str]] = None):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-
-
-class OnnxGenerator(nn.Module):
-    """An exported ONNX generator run by onnxruntime, returning ``GeneratorOutput`` like the PyTorch one.
-
-    It has no parameters; ``size_multiple`` and ``fixed_size`` come from the description beside the file,
-    so ``run_any_size`` (and thus ``Translator``) pads or resizes inputs as for the original model.
-    """
-
-    def __init__(self, path: Union[str, Path], info: dict, providers: Optional[List[str]] = None):
-        super().__init__()
-        self.path, self.info = Path(path), info
-        self.session = _onnx_session(self.path, providers)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.size_multiple = int(info.get("size_multiple") or 1)
-        self.fixed_size = info.get("fixed_size")
-
-    def forward(self, x: Tensor, *label: Tensor) -> GeneratorOutput:
-        """``label`` (N×c_dim) only for a multi-domain export with a label input."""
-        if len(label) != len(self.input_names) - 1:
-            raise ValueError(f"{self.path.name} takes inputs {', '.join(self.input_names)}")
-        arrays = [t.detach().to("cpu", torch.float32).contiguous().numpy() for t in (x, *label)]
-        outs = self.session.run(None, dict(zip(self.input_names, arrays)))
-        named = {name: torch.from_numpy(o).to(x.device) for name, o in zip(self.output_names, outs)}
-        return GeneratorOutput(image=named["image"], attention=named.get("attention"), heatmap=named.get("heatmap"))
-
-    def extra_repr(self) -> str:
-        return f"{self.path.name}, outputs={self.output_names}"
-
-
-def read_export_info(path: Union[str, Path]) -> dict:
-    """The description of an exported file: ``<file>.json`` beside it, else the one embedded in the ONNX file."""
-    path = Path(path)
-    for candidate in (_json_path(path), path.with_suffix(".json")):
-        if candidate.exists():
-            return json.loads(candidate.read_text())
-    if path.suffix == ".onnx":
-        import onnx
-
-        model = onnx.load(str(path), load_external_data=False)
-        for entry in model.metadata_props:
-            if entry.key == "unpaired":
-                return json.loads(entry.value)
-    raise FileNotFoundError(f"{_json_path(path)}: missing; it says which sizes {path.name} accepts "
-                            "(re-export with `unpaired export`)")
-
-
-def load_onnx_generator(path: Union[str, Path]) -> Tuple[OnnxGenerator, dict]:
-    """(generator, meta) for ``Translator``: meta carries model, args and direction as a run's JSON does."""
-    info = read_export_info(path)
-    meta = {"model": info.get("model"), "args": info.get("args"), "direction": info.get("direction") or "AtoB",
-            "target_domain": info.get("target_domain"), "exported": str(path),
-            **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
-    return OnnxGenerator(path, info), meta
-
-
-# ----------------------------------------------------------------------------------------------------------
 # the command
 
 
@@ -438,5 +368,5 @@ def run_export(args) -> int:
     print(f"checked {args.format} ({check['runtime']}) against PyTorch on inputs {shapes}: "
           f"max abs difference {check['max_diff']:.2e} ({_diff_text(check)}) <= tolerance {args.tolerance:g}")
     print(f"exported {info['model']} {info['direction']} to {args.output} (outputs: "
-          f"{', '.join(o['name'] for o in info['outputs'])}); description in {_json_path(Path(args.output))}")
+          f"{', '.join(o['name'] for o in info['outputs'])}); description in {description_path(Path(args.output))}")
     return 0

@@ -83,7 +83,7 @@ class Translator:
         elif source.suffix == ".pt":
             generators, meta = _generators_from_training_state(source, device, directions)
         elif source.suffix == ".onnx":  # an `unpaired export` file, run by onnxruntime
-            from .export import load_onnx_generator
+            from .exported import load_onnx_generator
 
             module, info = load_onnx_generator(source)
             generators[info["direction"]], meta[info["direction"]] = module, info
