@@ -19,9 +19,9 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    from unpaired.metrics.evaluate import _load_split
-    from unpaired.metrics.extractor import domain_accuracy, is_extractor_file
-    from unpaired.metrics.fidelity import fidelity_scores, to_uint8
+    from unpaired.metrics.evaluate import load_split, score
+    from unpaired.metrics.extractor import is_extractor_file
+    from unpaired.metrics.fidelity import resolve_extractor
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path)
@@ -30,16 +30,14 @@ def main() -> int:
     parser.add_argument("--feature-extractor", default="inception-v3-compat")
     parser.add_argument("--inception-weights")
     args = parser.parse_args()
-    rows = []
+    metrics = ["fid", "kid"] + (["accuracy"] if is_extractor_file(args.feature_extractor) else [])
+    scoring = dict(feature_extractor=args.feature_extractor, weights=args.inception_weights, kid_subset_size=None,
+                   device="cpu", extractor_key=resolve_extractor(args.feature_extractor))
     for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
-        _, inputs = _load_split(args.data / f"{args.split}{source}", args.size)
-        _, reals = _load_split(args.data / f"{args.split}{target}", args.size)
+        _, inputs = load_split(args.data / f"{args.split}{source}", args.size)
+        real_paths, reals = load_split(args.data / f"{args.split}{target}", args.size)
         row = {"direction": direction, "n_source": len(inputs), "n_real": len(reals)}
-        row.update(fidelity_scores(to_uint8(inputs), to_uint8(reals), feature_extractor=args.feature_extractor,
-                                   weights=args.inception_weights))
-        if is_extractor_file(args.feature_extractor):
-            row.update(domain_accuracy(args.feature_extractor, to_uint8(inputs), target))
-        rows.append(row)
+        row.update(score(inputs, reals, real_paths, args.size, target, metrics, scoring))
         print(json.dumps(row))
     return 0
 

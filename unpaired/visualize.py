@@ -39,17 +39,16 @@ def comparison(paths: Sequence[Path], results: Dict[str, Sequence], cell: int = 
     """One row per input: input | each model's translation followed by its attention (or heatmap), if any."""
     from .data import load_rgb
 
+    with_attention = {name: any(t.attention is not None for t in ts) for name, ts in results.items()}
     headers = ["input"]
-    for name, translations in results.items():
-        headers.append(name)
-        if any(t.attention is not None for t in translations):
-            headers.append("attention")
+    for name in results:
+        headers += [name, "attention"] if with_attention[name] else [name]
     rows: List[List[Image.Image]] = []
     for i, path in enumerate(list(paths)[:max_rows]):
         row = [load_rgb(path)]
-        for translations in results.values():
+        for name, translations in results.items():
             row.append(translations[i].image)
-            if any(t.attention is not None for t in translations):
+            if with_attention[name]:
                 a = translations[i].attention
                 row.append(_grey_rgb(a) if a is not None else Image.new("RGB", (cell, cell)))
         rows.append(row)

@@ -28,7 +28,8 @@ class EvaluationError(ValueError):
     """A request ``unpaired evaluate`` cannot serve (metric, extractor or data), said in one line."""
 
 
-def _load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit: Optional[int] = None) -> tuple:
+def load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit: Optional[int] = None) -> tuple:
+    """(paths, N×3×H×W tensor in [-1, 1]) of a folder's images, all checked first (unreadable ones named)."""
     from ..data import BadImageError, TestTransform, check_files, list_images, load_rgb, to_tensor
 
     if not folder.is_dir():
@@ -103,8 +104,8 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
         generator = translator.generator(direction)
         size = translator.meta.get(direction, {}).get("crop_size")
         started = time.time()
-        src_paths, sources = _load_split(data / f"{split}{source}", size, limit=limit)
-        real_paths, reals = _load_split(data / f"{split}{target}", size, limit=limit)
+        src_paths, sources = load_split(data / f"{split}{source}", size, limit=limit)
+        real_paths, reals = load_split(data / f"{split}{target}", size, limit=limit)
         out = translate_tensors(generator, sources, batch_size, device)
         row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
                                   "n_real": len(reals), "size": size}
@@ -135,7 +136,7 @@ def _evaluate_targets(translator, data: Path, split: str, metrics, scoring: dict
         raise EvaluationError("--metrics masks: multi-domain data has no ground-truth masks; use fid, kid, accuracy")
     size = translator.meta[MULTI].get("crop_size")
     generator = translator.generator()
-    loaded = {d: _load_split(data / split / d, size, limit=limit) for d in translator.domains}
+    loaded = {d: load_split(data / split / d, size, limit=limit) for d in translator.domains}
     results = []
     for target in translator.domains:
         started = time.time()

@@ -14,6 +14,7 @@ FID/KID (Inception-v3 pool3 features of ImageNet weights).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -46,21 +47,15 @@ def dataset_classes(data: Path, split: str) -> List[Tuple[str, Path]]:
 
 
 def _load_classes(data: Path, split: str, size: int) -> Tuple[List[str], torch.Tensor, torch.Tensor]:
-    from ..data import BadImageError, TestTransform, check_files, list_images, load_rgb
+    from .evaluate import load_split
 
     names, images, labels = [], [], []
-    transform = TestTransform(size, "bicubic")
     for k, (name, folder) in enumerate(dataset_classes(data, split)):
-        paths = list_images(folder)
-        if not paths:
-            raise FileNotFoundError(f"{folder}: no images")
-        bad = check_files(paths)
-        if bad:
-            raise BadImageError("unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in bad))
+        _, class_images = load_split(folder, size)
         names.append(name)
-        images += [transform(load_rgb(p)) for p in paths]
-        labels += [k] * len(paths)
-    return names, torch.stack(images), torch.tensor(labels)
+        images.append(class_images)
+        labels += [k] * len(class_images)
+    return names, torch.cat(images), torch.tensor(labels)
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -157,6 +152,21 @@ def is_extractor_file(name: str) -> bool:
     return str(name).endswith(".safetensors")
 
 
+def _loaded(path) -> Tuple[str, nn.Module, Dict[str, object]]:
+    """(digest of the file's bytes, classifier, description), read once per version of the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"feature extractor {path}: no such file")
+    st = path.stat()
+    return _load_version(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_version(path: str, size: int, mtime_ns: int) -> Tuple[str, nn.Module, Dict[str, object]]:
+    digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+    return (digest, *load_extractor(Path(path)))
+
+
 def register_file(path: str) -> str:
     """Register the extractor file with torch-fidelity; returns its registry name (changes with the file's bytes)."""
     from torch_fidelity import register_feature_extractor
@@ -164,13 +174,10 @@ def register_file(path: str) -> str:
 
     from .standin import EagerFeatureExtractor
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"feature extractor {path}: no such file")
-    digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+    digest, model, info = _loaded(path)
     name = f"unpaired-file-{digest}"
     if name in FEATURE_EXTRACTORS_REGISTRY:
         return name
-    model, info = load_extractor(Path(path))
 
     class TrainedFeatures(EagerFeatureExtractor):
         DEFAULT = "512"
@@ -211,7 +218,7 @@ def pooled_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def domain_accuracy(path: str, images_uint8: torch.Tensor, target: str, batch_size: int = 64) -> Dict[str, float]:
     """Fraction of ``images`` the extractor's classifier assigns to the class ``target``."""
-    model, info = load_extractor(Path(path))
+    _, model, info = _loaded(path)
     classes: Sequence[str] = info["classes"]
     if target not in classes:
         raise ValueError(f"{path}: its classes are {', '.join(classes)}; no class {target!r} to score against")
