@@ -83,9 +83,13 @@ def test_evaluate_cli_smoke(tmp_path):
     data, run = tmp_path / "data", tmp_path / "run"
     unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 6)
     unpaired("train", "quick", "--data", data, "--out", run, "--no-progress", *sets(*TINY_CYCLEGAN, "train.steps=1"))
-    proc = unpaired("evaluate", "--checkpoint", run, "--data", data, "--metrics", "fid,kid,masks",
-                    "--feature-extractor", "unpaired-tiny", "--json", tmp_path / "r.json")
-    assert "background_psnr" in proc.stdout
+    from PIL import Image
+
+    Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 12)).save(tmp_path / "region.png")
+    proc = unpaired("evaluate", "--checkpoint", run, "--data", data, "--metrics", "fid,kid,masks,region",
+                    "--feature-extractor", "unpaired-tiny", "--json", tmp_path / "r.json", "--region",
+                    tmp_path / "region.png")
+    assert "background_psnr" in proc.stdout and "outside_psnr" in proc.stdout
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["direction"] for r in rows] == ["AtoB", "BtoA"]
     for r in rows:
@@ -149,3 +153,55 @@ def test_extractor_file_errors(tmp_path, synth_data):
         fidelity_scores(smooth_images(4, 0), smooth_images(4, 1), feature_extractor=str(tmp_path / "missing.safetensors"))
     with pytest.raises(ValueError, match="--metrics accuracy needs --feature-extractor"):
         evaluate(None, synth_data, metrics=["accuracy"], feature_extractor="unpaired-tiny")
+
+
+def test_region_scores_see_change_outside_and_inside():
+    from unpaired.metrics.masks import region_scores
+
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., 10:14, 4:12] = 1  # a "mouth"
+    inside_only = torch.where(region.bool(), -x, x)
+    kept = region_scores(x, inside_only, region)
+    assert kept["outside_psnr"] >= 99 and kept["outside_change"] == 0 and kept["inside_change"] > 0.1
+    everywhere = region_scores(x, -x, region)
+    assert everywhere["outside_psnr"] < 20 and everywhere["outside_change"] == pytest.approx(
+        float(((x - (-x)).abs() / 2).mean(dim=1)[..., region[0, 0] == 0].mean()), rel=1e-5)
+
+
+def test_face_region_finds_dark_eyes_and_the_mouth_that_differs(tmp_path):
+    """Synthetic aligned 'faces': dark eyes at fixed places; the mouth open (dark) in one domain only."""
+    from unpaired.metrics.face_region import face_region, landmarks, region_mask
+    from unpaired.metrics.masks import load_region
+
+    g = torch.Generator().manual_seed(0)
+    faces = 0.3 + 0.05 * torch.randn(8, 3, 32, 32, generator=g)
+    faces[..., 11:13, 9:12] = -0.8   # left eye, centre row 12 / 32, col 10.5 / 32
+    faces[..., 11:13, 21:24] = -0.8  # right eye
+    smiling = faces.clone()
+    smiling[..., 25:28, 12:20] = -0.9
+    points = landmarks({"neutral": faces, "smile": smiling})
+    assert points["left_eye"] == pytest.approx((12 / 32, 10.5 / 32), abs=1.5 / 32)
+    assert points["right_eye"] == pytest.approx((12 / 32, 22.5 / 32), abs=1.5 / 32)
+    assert points["mouth"] == pytest.approx((26.5 / 32, 16 / 32), abs=2 / 32)
+    mask = region_mask(points, 32)
+    assert mask[12, 10] == mask[12, 22] == mask[26, 16] == 1 and mask[2, 2] == mask[20, 2] == 0
+    with pytest.raises(ValueError, match="at least two domains"):
+        landmarks({"neutral": faces})
+
+    from PIL import Image
+    for name, images in (("trainA", faces), ("trainB", smiling)):
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(images):
+            arr = ((im.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(arr).save(tmp_path / name / f"{i}.png")
+    file_mask, file_points, _ = face_region(tmp_path, size=32)
+    assert file_points["mouth"] == pytest.approx(points["mouth"], abs=1.5 / 32)
+    Image.fromarray((file_mask.numpy() * 255).astype(np.uint8)).save(tmp_path / "region.png")
+    assert torch.equal(load_region(tmp_path / "region.png")[0, 0], file_mask)
+    Image.new("L", (8, 8), 255).save(tmp_path / "white.png")
+    with pytest.raises(ValueError, match="white.png.*both"):
+        load_region(tmp_path / "white.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="broken.png.*not a readable mask"):
+        load_region(tmp_path / "broken.png")

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from conftest import sets, unpaired
@@ -295,3 +296,16 @@ def test_cli_train_translate_export(tmp_path, capsys):
     assert "to hue120" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(run), "--data", str(data), "--metrics", "masks"]) == 1
     assert "multi-domain data has no ground-truth masks" in capsys.readouterr().err
+
+    # the change outside a fixed region (aligned faces: eyes and mouth), from a region file
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(data), "--metrics", "region"]) == 1
+    assert "--region FILE.png" in capsys.readouterr().err
+    region = np.zeros((16, 16), np.uint8)
+    region[10:14, 4:12] = 255
+    Image.fromarray(region).save(tmp_path / "region.png")
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(data), "--metrics", "region",
+                 "--region", str(tmp_path / "region.png"), "--json", str(tmp_path / "region.json")]) == 0
+    rows = json.loads((tmp_path / "region.json").read_text())
+    assert [r["target"] for r in rows] == ["hue000", "hue120", "hue240"]
+    assert all(r["outside_psnr"] > 0 and 0 <= r["outside_change"] <= 1 and r["region"].endswith("region.png")
+               for r in rows)

@@ -307,8 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split prefix: test -> testA/testB (default), train, ...")
     p.add_argument("--direction", default="both", choices=["AtoB", "BtoA", "both"])
     p.add_argument("--metrics", default="fid,kid",
-                   help="comma-separated: fid, kid, masks (needs *_masks/), accuracy (needs an extractor file) "
-                        "(default fid,kid)")
+                   help="comma-separated: fid, kid, masks (needs *_masks/), accuracy (needs an extractor file), "
+                        "region (needs --region) (default fid,kid)")
+    p.add_argument("--region", metavar="FILE.png",
+                   help="mask image, white = the part allowed to change (aligned faces: eyes and mouth, see "
+                        "scripts/face_region.py); the region metric scores the change outside it")
     p.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     p.add_argument("--inception-weights", metavar="PATH",
                    help="local file of the FID Inception weights (pt_inception-2015-12-05); "

@@ -4,7 +4,8 @@ For direction AtoB the sources are ``DATA/{split}A`` and the reals ``DATA/{split
 Multi-domain models (``DATA/{split}/<domain>/``): for each target domain d, every test image of the OTHER
 domains is translated to d and scored against the real images of d (one row per target, ``direction`` "to d").
 Images are resized to the generator's training size (as the official test scripts do), translated in
-batches without gradients, and scored; results are printed as a table, appended to ``RUN/metrics.jsonl``
+batches without gradients, and scored (``region``: change outside a fixed mask such as the eyes and mouth of aligned
+faces, ``--region FILE``); results are printed as a table, appended to ``RUN/metrics.jsonl``
 and optionally written to ``--json``.
 """
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from ..models.base import normalise_heatmap
 from .extractor import domain_accuracy, is_extractor_file
 
-KNOWN_METRICS = ("fid", "kid", "masks", "accuracy")
+KNOWN_METRICS = ("fid", "kid", "masks", "accuracy", "region")
 
 
 class EvaluationError(ValueError):
@@ -83,7 +84,8 @@ def translate_tensors(generator, images: torch.Tensor, batch_size: int, device,
 def evaluate(translator, data: Path, *, split: str = "test", directions: Sequence[str] = ("AtoB", "BtoA"),
              metrics: Sequence[str] = ("fid", "kid"), feature_extractor: str = "inception-v3-compat",
              inception_weights: Optional[str] = None, kid_subset_size: Optional[int] = None,
-             batch_size: int = 16, device: str = "cpu", limit: Optional[int] = None) -> List[Dict[str, object]]:
+             batch_size: int = 16, device: str = "cpu", limit: Optional[int] = None,
+             region: Optional[str] = None) -> List[Dict[str, object]]:
     from .fidelity import resolve_extractor
 
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
@@ -92,10 +94,21 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
     if "accuracy" in metrics and not is_extractor_file(feature_extractor):
         raise EvaluationError("--metrics accuracy needs --feature-extractor FILE.safetensors (a domain classifier "
                          "written by `unpaired extractor train`)")
+    if ("region" in metrics) != (region is not None):
+        raise EvaluationError("--metrics region and --region FILE.png (white = the part allowed to change) go together")
+    region_file = region
+    if region is not None:
+        from .masks import load_region
+
+        try:
+            region = load_region(region)
+        except ValueError as e:
+            raise EvaluationError(str(e)) from e
     data = Path(data)
     extractor_key = resolve_extractor(feature_extractor) if {"fid", "kid"} & set(metrics) else feature_extractor
     scoring = dict(feature_extractor=feature_extractor, weights=inception_weights, kid_subset_size=kid_subset_size,
-                   device=device, extractor_key=extractor_key)
+                   device=device, extractor_key=extractor_key, region=region,
+                   region_file=region_file)
     if getattr(translator, "domains", None):
         return _evaluate_targets(translator, data, split, metrics, scoring, batch_size, limit)
     results = []
@@ -109,7 +122,7 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
         out = translate_tensors(generator, sources, batch_size, device)
         row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
                                   "n_real": len(reals), "size": size}
-        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring))
+        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources))
         if "masks" in metrics:
             from .masks import mask_scores
 
@@ -145,14 +158,16 @@ def _evaluate_targets(translator, data: Path, split: str, metrics, scoring: dict
         out = translate_tensors(generator, sources, batch_size, scoring["device"], translator.label_for(target))
         row: Dict[str, object] = {"direction": f"to {target}", "target": target, "split": split,
                                   "n_source": len(sources), "n_real": len(reals), "size": size}
-        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring))
+        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources))
         row["seconds"] = round(time.time() - started, 2)
         results.append(row)
     return results
 
 
-def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: str, metrics, scoring: dict) -> dict:
-    """FID/KID (real features cached under the files, size and extractor) and domain accuracy of ``fakes``."""
+def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: str, metrics, scoring: dict,
+          sources: Optional[torch.Tensor] = None) -> dict:
+    """FID/KID (real features cached under the files, size and extractor), domain accuracy of ``fakes`` and,
+    with ``sources``, the change outside ``scoring["region"]``."""
     from .fidelity import cache_name, fidelity_scores, to_uint8
 
     row: Dict[str, object] = {}
@@ -165,12 +180,18 @@ def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: st
             kid_subset_size=scoring["kid_subset_size"], device=scoring["device"]))
     if "accuracy" in metrics:
         row.update(domain_accuracy(extractor, to_uint8(fakes), target))
+    if "region" in metrics and sources is not None:
+        from .masks import region_scores
+
+        region = F.interpolate(scoring["region"], size=sources.shape[-2:], mode="nearest")
+        row.update(region_scores(sources, fakes, region), region=str(scoring["region_file"]))
     return row
 
 
 def format_table(results: List[Dict[str, object]]) -> str:
     columns = ["direction", "n_source", "n_real", "fid", "kid_x100", "kid_std_x100", "accuracy", "background_psnr",
-               "background_ssim", "foreground_change", "attention_iou", "target_psnr", "seconds"]
+               "background_ssim", "foreground_change", "attention_iou", "target_psnr", "outside_psnr", "outside_ssim",
+               "outside_change", "inside_change", "seconds"]
     columns = [c for c in columns if any(c in r for r in results)]
 
     def fmt(v):
@@ -192,7 +213,8 @@ def run_evaluate(args) -> int:
     translator = Translator.load(args.checkpoint, device=args.device, directions=directions)
     results = evaluate(translator, Path(args.data), split=args.split, directions=directions, metrics=metrics,
                        feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
-                       kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device)
+                       kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device,
+                       region=args.region)
     print(format_table(results))
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint if checkpoint.is_dir() else None

@@ -1,6 +1,7 @@
 """Attention and background scores where ground-truth masks of the changed objects exist (the synthetic set).
 
 All images in [-1, 1] are compared in [0, 1] units. ``true_mask``: N×1×H×W, 1 = the object to change.
+:func:`region_scores` applies the same scores to one fixed region for every image (aligned faces: eyes and mouth).
 * ``background_psnr`` / ``background_ssim``: input vs translation outside the mask (higher = background kept);
   SSIM only where its 11×11 window does not reach into the mask.
 * ``foreground_change``: mean |translation − input| inside the mask (higher = the object did change).
@@ -73,3 +74,33 @@ def mask_scores(inputs: Tensor, outputs: Tensor, true_mask: Tensor, predicted: O
     if targets is not None:
         out["target_psnr"] = float(masked_psnr(_unit(targets), y, fg).mean())
     return out
+
+
+def load_region(path, size=None) -> Tensor:
+    """A region mask image (white = where the translation is expected to change) as 1×1×H×W in {0, 1},
+    resized (nearest) to ``size`` (H, W) if given."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            m = im.convert("L")
+            m = m.resize(tuple(size)[::-1], Image.NEAREST) if size is not None else m
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--region {path}: not a readable mask image ({e})") from e
+    region = torch.from_numpy(np.asarray(m).copy()).float().div(255).gt(0.5).float()[None, None]
+    if region.sum() == 0 or region.sum() == region.numel():
+        raise ValueError(f"--region {path}: the mask must have both a white (may change) and a black (keep) part")
+    return region
+
+
+def region_scores(inputs: Tensor, outputs: Tensor, region: Tensor) -> Dict[str, float]:
+    """How much a translation changes outside a fixed ``region`` (1×1×H×W, 1 = may change, e.g. eyes and mouth
+    of aligned faces) and inside it: ``outside_psnr`` / ``outside_ssim`` (input vs translation; higher = kept),
+    ``outside_change`` / ``inside_change`` (mean |translation − input| in [0, 1] units)."""
+    scores = mask_scores(inputs, outputs, region.expand(len(inputs), -1, -1, -1))
+    keep = 1.0 - region.float()
+    change = (_unit(outputs) - _unit(inputs)).abs().mean(dim=1, keepdim=True)
+    return {"outside_psnr": scores["background_psnr"], "outside_ssim": scores["background_ssim"],
+            "outside_change": float(((change * keep).sum(dim=(1, 2, 3)) / keep.sum()).mean()),
+            "inside_change": scores["foreground_change"]}
