@@ -293,3 +293,13 @@ def test_importer_rejects_mismatches(tmp_path, damage, named):
     with pytest.raises(ImportMismatch, match=named.replace(".", r"\.")):
         import_checkpoint("ugatit-pytorch", [path], tmp_path / "run")
     assert latest_checkpoint(tmp_path / "run") is None
+
+
+def test_full_model_size_must_match_the_crop(tmp_path):
+    """The full generator's MLP flattens an img_size/4 map: a different crop is refused before training."""
+    from unpaired.config import ConfigError, read_preset
+
+    cfg = resolve(read_preset("quick-ugatit"), ["model.name=ugatit", "model.img_size=64", "data.load_size=36",
+                                                "data.crop_size=32", f"data.root={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"model.img_size \(64\) must equal data.crop_size \(32\)"):
+        Trainer(cfg, tmp_path / "run", progress=False)

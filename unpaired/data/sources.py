@@ -25,6 +25,16 @@ def dataset_kind(cfg) -> str:
     return get_model(cfg.model_name).dataset
 
 
+def _check_size(cfg) -> None:
+    from ..config import ConfigError
+    from ..models import get_model
+
+    key = get_model(cfg.model_name).size_key
+    if key and getattr(cfg.model, key) != cfg.data.crop_size:
+        raise ConfigError(f"model.{key} ({getattr(cfg.model, key)}) must equal data.crop_size ({cfg.data.crop_size}): "
+                          f"{cfg.model_name} is built for images of exactly that size")
+
+
 def _is_table(root: str) -> bool:
     return Path(root).suffix.lower() == ".csv"
 
@@ -34,16 +44,14 @@ def _wanted(cfg):
 
 
 def complete_config(cfg) -> None:
-    """Check the settings against the data and fill in the data-derived model settings (no-op for two domains)."""
+    """Check the settings against the data and fill in the data-derived model settings (multi-domain)."""
+    _check_size(cfg)
     if dataset_kind(cfg) != "multidomain":
         return
     from ..config import ConfigError
     from .multidomain import UnknownDomainError, domain_folders, read_attributes, select
 
     m, d = cfg.model, cfg.data
-    if m.image_size != d.crop_size:
-        raise ConfigError(f"model.image_size ({m.image_size}) must equal data.crop_size ({d.crop_size}): "
-                          f"the multi-domain discriminator takes images of exactly that size")
     if cfg.train.eval_every:
         raise ConfigError("train.eval_every: evaluation during training is not available for multi-domain "
                           "models yet; use 0 and `unpaired translate --target-domain` + `unpaired evaluate`")

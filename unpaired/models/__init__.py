@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from torch import nn
 
@@ -27,6 +27,8 @@ class ModelSpec:
     # the training data it reads: "unpaired" (trainA/ trainB/) or "multidomain" (train/<domain>/, or a CSV
     # of attributes); unpaired/data/sources.py builds it
     dataset: str = "unpaired"
+    # the ``model.*`` setting that must equal ``data.crop_size`` (networks tied to one input size), if any
+    size_key: Optional[str] = None
 
 
 MODELS: Dict[str, ModelSpec] = {}

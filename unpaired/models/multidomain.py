@@ -264,4 +264,5 @@ for name, args, summary in (
                              "(the baseline)"),
 ):
     register(ModelSpec(name=name, args=args, build=MultiDomainGAN, build_generator=MultiDomainGAN.make_generator,
-                       summary=summary, defaults=OFFICIAL, dataset="multidomain"))
+                       summary=summary, defaults=OFFICIAL, dataset="multidomain",
+                       size_key="image_size"))

@@ -290,4 +290,4 @@ for _name, _light, _summary in (
 ):
     register(ModelSpec(name=_name, args=UGATITArgs, build=partial(UGATIT, light=_light),
                        build_generator=partial(UGATIT.make_generator, light=_light), summary=_summary,
-                       defaults=DEFAULTS))
+                       defaults=DEFAULTS, size_key=None if _light else "img_size"))
