@@ -94,6 +94,8 @@ def test_attribute_table(tmp_path, domains_data):
     trainer = Trainer(cfg, tmp_path / "run", progress=False)  # the CSV makes labels multi-hot, loss BCE
     assert cfg.model.multi_label and cfg.model.c_dim == 2
     trainer.train_step({"image": torch.zeros(2, 3, 32, 32), "label": torch.tensor([[1.0, 1.0], [0.0, 1.0]])})
+    with pytest.raises(ConfigError, match="train.eval_every.*attribute table"):
+        Trainer(resolve({}, [*TINY, f"data.root={tmp_path / 'attrs.csv'}", "train.eval_every=5"]), tmp_path / "r2")
 
 
 def test_bad_data_is_named(tmp_path, domains_data):
@@ -258,8 +260,12 @@ def test_cli_train_translate_export(tmp_path, capsys):
     assert main(["data", "synth", str(data), "--domains", "3", "--size", "32", "--n-train", "3", "--n-test", "2"]) == 0
     assert sorted(p.name for p in (data / "train").iterdir()) == ["hue000", "hue120", "hue240"]
     unpaired("train", "faces-expressions-attentiongan-multi", "--data", data, "--out", run, "--no-progress",
-             *sets(*TINY, "train.steps=2"))
+             *sets(*TINY, "train.steps=2", "train.eval_every=2"))
     assert (run / "generators" / "multi.safetensors").exists()
+    from unpaired.training.stats import read_stats
+
+    scored = [r for r in read_stats(run) if "Eval/to_hue120/fid" in r]  # evaluation during training, per target
+    assert scored and scored[-1]["step"] == 2 and "Eval/to_hue240/kid_x100" in scored[-1]
     test = data / "test" / "hue000"
     assert main(["translate", "--checkpoint", str(run), "--input", str(test), "--output", str(out),
                  "--target-domain", "hue120,hue240", "--save-attention"]) == 0

@@ -52,9 +52,9 @@ def complete_config(cfg) -> None:
     from .multidomain import UnknownDomainError, domain_folders, read_attributes, select
 
     m, d = cfg.model, cfg.data
-    if cfg.train.eval_every:
-        raise ConfigError("train.eval_every: evaluation during training is not available for multi-domain "
-                          "models yet; use 0 and `unpaired translate --target-domain` + `unpaired evaluate`")
+    if cfg.train.eval_every and _is_table(d.root):
+        raise ConfigError("train.eval_every: evaluation during training needs test/<domain>/ folders, not an "
+                          "attribute table; use 0 and `unpaired translate --target-domain` + `unpaired evaluate`")
     if not d.root:
         return
     available = read_attributes(d.root)[0] if _is_table(d.root) else domain_folders(d.root, "train")

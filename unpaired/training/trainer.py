@@ -215,18 +215,19 @@ class Trainer:
         return last
 
     def evaluate(self) -> Dict[str, float]:
-        """Score the current generators on the first ``train.eval_images`` test images of each direction."""
+        """Score the current generators on the first ``train.eval_images`` test images of each direction
+        (multi-domain: of each domain, translated to every other domain; tags ``Eval/to_<domain>/...``)."""
         from ..metrics.evaluate import evaluate
 
         t = self.cfg.train
-        view = _GeneratorView(self.method, self.cfg.data.crop_size)
+        view = _GeneratorView(self.method, self.cfg)
         self.method.eval()
         try:
             rows = evaluate(view, Path(self.cfg.data.root), metrics=[m.strip() for m in t.eval_metrics.split(",")],
                             feature_extractor=t.eval_feature_extractor, limit=t.eval_images, device=self.device)
         finally:
             self.method.train()
-        return {f"Eval/{row['direction']}/{k}": float(v) for row in rows for k, v in row.items()
+        return {f"Eval/{row['direction'].replace(' ', '_')}/{k}": float(v) for row in rows for k, v in row.items()
                 if isinstance(v, float) and k != "seconds"}
 
     # ------------------------------------------------------------------------------------------------------
@@ -304,14 +305,21 @@ class Trainer:
 
 
 class _GeneratorView:
-    """What ``metrics.evaluate`` needs of a Translator, over the generators being trained."""
+    """What ``metrics.evaluate`` needs of a Translator, over the generators being trained (multi-domain: the
+    domain names and one-hot target labels too)."""
 
-    def __init__(self, method, crop_size: int):
+    def __init__(self, method, cfg):
         self.method = method
-        self.meta = {d: {"crop_size": crop_size} for d in method.generators}
+        self.meta = {d: {"crop_size": cfg.data.crop_size} for d in method.generators}
+        self.domains = cfg.model.domain_names() if hasattr(cfg.model, "domain_names") else None
 
-    def generator(self, direction: str):
-        return self.method.generators[direction]
+    def generator(self, direction: Optional[str] = None):
+        return self.method.generators[direction or next(iter(self.method.generators))]
+
+    def label_for(self, target: str) -> torch.Tensor:
+        label = torch.zeros(1, len(self.domains))
+        label[0, self.domains.index(target)] = 1.0
+        return label
 
 
 def seed_everything(seed: int) -> None:
