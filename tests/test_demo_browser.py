@@ -180,3 +180,51 @@ def test_upload_cap_is_enforced_by_the_server(server, page):
     assert page.request.post(url + "gradio_api/upload", multipart={"files": too_big}).status == 413
     small = {"name": "small.png", "mimeType": "image/png", "buffer": b"\0" * 1024}
     assert page.request.post(url + "gradio_api/upload", multipart={"files": small}).status == 200
+
+
+def test_multi_domain_demo_translates_to_the_chosen_target(tmp_path):
+    """A multi-domain model: the radio lists the target domains; an example of one domain goes to the next."""
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path / "gradio")
+    from unpaired.demo import build_demo, find_examples, launch_demo
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "unpaired", "data", "synth", str(data), "--domains", "3", "--size", "32",
+                    "--n-train", "2", "--n-test", "2"], cwd=REPO, check=True, capture_output=True, timeout=600)
+    sets = []
+    for s in ("model.ngf=8", "model.ndf=8", "model.n_blocks=1", "model.n_layers_d=3", "model.image_size=32",
+              "data.load_size=32", "data.crop_size=32", "data.num_workers=0", "train.steps=1", "train.batch_size=2"):
+        sets += ["--set", s]
+    subprocess.run([sys.executable, "-m", "unpaired", "train", "faces-expressions-attentiongan-multi", "--data",
+                    str(data), "--out", str(run), "--no-progress", *sets], cwd=REPO, check=True, capture_output=True,
+                   timeout=600)
+    translator = Translator.load(run)
+    examples = find_examples(run, domains=translator.domains)
+    assert [(Path(p).parent.name, target) for p, target in examples[::2]] == [
+        ("hue000", "hue120"), ("hue120", "hue240"), ("hue240", "hue000")]
+    demo = build_demo(translator, examples)
+    port = _free_port()
+    launch_demo(demo, "127.0.0.1", port, block=False)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#translate-button")
+            assert page.locator("#direction input").count() == 3
+            page.locator("#examples-hue000 button.gallery-item").first.click()  # a hue240 image, to hue000
+            page.wait_for_function("document.querySelector('#status')?.innerText.includes('to hue000')",
+                                   timeout=TIMEOUT_MS)
+            assert page.locator('#direction input[value="hue000"]').is_checked()
+            source = next(p for p, target in examples if target == "hue000")
+            expected = translator.translate(Image.open(source).convert("RGB"), target="hue000")
+            assert _max_diff(_shown_image(page, "#translation"), expected.image) <= 1
+            page.locator('#direction input[value="hue120"]').check()  # same input, another target
+            page.click("#translate-button")
+            page.wait_for_function("document.querySelector('#status')?.innerText.includes('to hue120')",
+                                   timeout=TIMEOUT_MS)
+            expected = translator.translate(Image.open(source).convert("RGB"), target="hue120")
+            assert _max_diff(_shown_image(page, "#translation"), expected.image) <= 1
+            browser.close()
+    finally:
+        demo.close()

@@ -1,5 +1,5 @@
-"""The web demo: upload an image (or pick a test image), choose the direction, see the translation
-beside the input and the model's attention as an overlay.
+"""The web demo: upload an image (or pick a test image), choose the direction (multi-domain models: the
+target domain), see the translation beside the input and the model's attention as an overlay.
 
 ``unpaired demo --checkpoint RUN`` serves it on http://127.0.0.1:7860 (this machine only unless ``--host``
 says otherwise). Needs the ``[demo]`` extra (Gradio 6). Nothing leaves the machine: Gradio's analytics
@@ -40,16 +40,23 @@ DOMAIN_DIRECTIONS = (("testA", "AtoB"), ("testB", "BtoA"))
 
 
 def find_examples(run_dir: Optional[Path] = None, data: Optional[Path] = None,
-                  directions: Sequence[str] = ("AtoB", "BtoA"),
-                  per_domain: int = EXAMPLES_PER_DOMAIN) -> List[Tuple[str, str]]:
-    """(image path, direction) pairs from the test images: ``data`` or the run's ``config.yaml`` ``data.root``;
-    ``testA`` images go A→B, ``testB`` images B→A. Empty when the folder is not found."""
+                  directions: Sequence[str] = ("AtoB", "BtoA"), per_domain: int = EXAMPLES_PER_DOMAIN,
+                  domains: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
+    """(image path, choice) pairs from the test images: ``data`` or the run's ``config.yaml`` ``data.root``;
+    ``testA`` images go A→B, ``testB`` images B→A. With ``domains`` (a multi-domain model), the images of
+    ``test/<domain>/`` go to the next domain of the list. Empty when the folder is not found."""
     from .data import list_images
 
     root = Path(data) if data else _data_root_of(run_dir)
     if root is None:
         return []
     examples = []
+    if domains:
+        for k, domain in enumerate(domains):
+            if (root / "test" / domain).is_dir():
+                target = domains[(k + 1) % len(domains)]
+                examples += [(str(p), target) for p in list_images(root / "test" / domain)[:per_domain]]
+        return examples
     for folder, direction in DOMAIN_DIRECTIONS:
         if direction in directions and (root / folder).is_dir():
             examples += [(str(p), direction) for p in list_images(root / folder)[:per_domain]]
@@ -91,6 +98,12 @@ def _grey(mask: np.ndarray) -> Image.Image:
     return Image.fromarray((np.clip(mask, 0, 1) * 255).round().astype(np.uint8), mode="L")
 
 
+def _source_label(choice: str, domains: Optional[Sequence[str]]) -> str:
+    if domains:  # examples of a domain are translated to the next one
+        return f"test images of {domains[domains.index(choice) - 1]} (click: to {choice})"
+    return f"test images of domain {choice[0]} (click: {choice})"
+
+
 def _with_direction(translate, direction: str):
     def run(image):
         return (*translate(image, direction), direction)
@@ -102,22 +115,25 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
                max_side: int = 1024, title: str = "unpaired: image-to-image translation") -> gr.Blocks:
     """The demo page for ``translator`` (a :class:`unpaired.Translator`).
 
-    examples: (image path, direction) pairs shown under the input; clicking one translates it.
+    examples: (image path, direction or target domain) pairs shown under the input; clicking one translates it.
     max_upload_mb: the server refuses larger uploads (applied by :func:`launch_demo`).
     Element ids for scripts and tests: ``input-image``, ``direction``, ``translate-button``,
     ``translation``, ``attention-overlay``, ``attention-masks``, ``status``.
     """
-    directions = list(translator.generators)
+    domains = translator.domains  # a multi-domain model: the choice is the target domain
+    directions = list(domains or translator.generators)
 
     def translate(image: Optional[Image.Image], direction: str):
         if image is None:
             raise gr.Error("upload an image first (or click an example)")
         if direction not in directions:
-            raise gr.Error(f"direction {direction!r} is not in this checkpoint ({', '.join(directions)})")
+            raise gr.Error(f"{'target domain' if domains else 'direction'} {direction!r} is not in this "
+                           f"checkpoint ({', '.join(directions)})")
         original = image.size
         image = _shrink(image.convert("RGB"), max_side)
         start = time.perf_counter()
-        result = translator.translate(image, direction)
+        result = (translator.translate(image, target=direction) if domains
+                  else translator.translate(image, direction))
         seconds = time.perf_counter() - start
         masks = [] if result.masks is None or len(result.masks) < 2 else [
             (_grey(m), "background" if k == len(result.masks) - 1 else f"mask {k + 1}")
@@ -129,12 +145,13 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
         else:
             kind = "this model has no attention maps"
         shrunk = f" (shrunk from {original[0]}×{original[1]})" if image.size != original else ""
-        status = (f"{direction}: {image.width}×{image.height}{shrunk} in {seconds:.2f} s; {kind}.")
+        size = f"{image.width}×{image.height}{shrunk}"
+        status = f"{'to ' if domains else ''}{direction}: {size} in {seconds:.2f} s; {kind}."
         return result.image, result.overlay(), masks, status
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown(f"# {title}\n{_describe(translator)}. Upload an image or click an example, choose the "
-                    f"direction, press **Translate**. Uploads up to {max_upload_mb:g} MB; images larger than "
+                    f"{'target domain' if domains else 'direction'}, press **Translate**. Uploads up to {max_upload_mb:g} MB; images larger than "
                     f"{max_side} px are shrunk.")
         with gr.Row(equal_height=True):
             source = gr.Image(label="input", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
@@ -144,7 +161,8 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
             overlay = gr.Image(label="attention overlay (red = attended)", type="pil", format="png",
                                interactive=False, height=320, elem_id="attention-overlay")
         with gr.Row():
-            direction = gr.Radio(directions, value=directions[0], label="direction", elem_id="direction")
+            direction = gr.Radio(directions, value=directions[0], label="target domain" if domains else "direction",
+                                 elem_id="direction")
             button = gr.Button("Translate", variant="primary", elem_id="translate-button")
         status = gr.Markdown(elem_id="status")
         masks = gr.Gallery(label="attention masks (AttentionGAN: each mask; the last keeps the input)",
@@ -158,7 +176,7 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
                 gr.Examples(examples=paths, inputs=[source], outputs=outputs + [direction],
                             fn=_with_direction(translate, domain_direction), run_on_click=True,
                             cache_examples=False, examples_per_page=EXAMPLES_PER_DOMAIN,
-                            label=f"test images of domain {domain_direction[0]} (click: {domain_direction})",
+                            label=_source_label(domain_direction, domains),
                             elem_id=f"examples-{domain_direction}")
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.unpaired_max_upload_mb = max_upload_mb
@@ -180,13 +198,15 @@ def run_demo(args) -> int:
 
     translator = Translator.load(args.checkpoint, device=args.device)
     run_dir = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else None
-    examples = find_examples(run_dir, args.data, directions=list(translator.generators))
+    examples = find_examples(run_dir, args.data, directions=list(translator.generators), domains=translator.domains)
     if args.data and not examples:
-        raise FileNotFoundError(f"--data {args.data}: no images in testA/ or testB/")
+        where = "test/<domain>/" if translator.domains else "testA/ or testB/"
+        raise FileNotFoundError(f"--data {args.data}: no images in {where}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this address can use the demo")
     demo = build_demo(translator, examples, args.max_upload_mb)
-    print(f"demo of {args.checkpoint} ({', '.join(translator.generators)}; {len(examples)} examples) "
+    print(f"demo of {args.checkpoint} ({', '.join(translator.domains or translator.generators)}; "
+          f"{len(examples)} examples) "
           f"on http://{args.host}:{args.port}  (Ctrl+C to stop)")
     launch_demo(demo, args.host, args.port, args.max_upload_mb, block=True)
     return 0
