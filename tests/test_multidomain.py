@@ -292,6 +292,13 @@ def test_cli_train_translate_export(tmp_path, capsys):
         got = np.asarray(Translator.load(tmp_path / exported).translate(image, target="hue240").image, np.int16)
         assert np.abs(got - eager).max() <= 1
 
+    # compare: one column per target domain (and its attention)
+    assert main(["compare", "--checkpoint", str(run), "--names", "ag", "--input", str(test), "--output",
+                 str(tmp_path / "cmp.png"), "--target-domain", "hue120,hue240", "--cell", "32"]) == 0
+    assert Image.open(tmp_path / "cmp.png").size == (5 * (32 + 4) + 4, 16 + 2 * (32 + 4) + 4)
+    assert main(["compare", "--checkpoint", str(run), "--input", str(test), "--output", str(tmp_path / "x.png")]) == 2
+    assert "multi-domain model: name --target-domain" in capsys.readouterr().err
+
     # evaluate: one row per target domain, sources = the test images of the other domains
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run), "--data", str(data), "--metrics", "fid,kid",

@@ -186,25 +186,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .data import check_files
-    from .inference import Translator, expand_inputs
-    from .visualize import comparison
+    from .visualize import run_compare
 
-    paths = expand_inputs(args.input)[: args.max_rows]
-    problems = check_files(paths)
-    if problems:
-        raise CLIError("cannot read these inputs:\n" + "\n".join(f"  {p}: {why}" for p, why in problems))
-    names = args.names.split(",") if args.names else [Path(c).name for c in args.checkpoint]
-    if len(names) != len(args.checkpoint):
-        raise CLIError(f"--names gives {len(names)} names for {len(args.checkpoint)} checkpoints")
-    results = {}
-    for name, checkpoint in zip(names, args.checkpoint):
-        translator = Translator.load(checkpoint, device=args.device, directions=(args.direction,))
-        results[name] = list(translator.translate_files(paths, args.direction, args.batch_size))
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    comparison(paths, results, cell=args.cell).save(args.output)
-    print(f"compared {len(results)} model(s) on {len(paths)} image(s) {args.direction}: {args.output}")
-    return 0
+    return run_compare(args)
 
 
 def cmd_extractor(args) -> int:
@@ -330,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="PNG to write")
     p.add_argument("--names", help="comma-separated column names (default: the checkpoints' folder names)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--target-domain", action="append", metavar="NAME",
+                   help="multi-domain models: the domain(s) to translate to (a,b,c: one column each per model)")
     p.add_argument("--max-rows", type=int, default=8, help="first N inputs (default 8)")
     p.add_argument("--cell", type=int, default=96, help="pixel size of each picture (default 96)")
     p.add_argument("--batch-size", type=int, default=8)
