@@ -3,7 +3,8 @@
     python benchmarks/no_translation_baseline.py --data DIR --feature-extractor FILE.safetensors
 
 The reference row of a results table: a translation that scores no better than its own input has not moved
-the images towards the target domain. Same loading and scoring as ``unpaired evaluate`` (images resized to
+the images towards the target domain. Multi-domain data (``DIR/test/<domain>/``): one row per target domain d,
+the inputs being the test images of every other domain (as ``unpaired evaluate`` translates them). Same loading and scoring as ``unpaired evaluate`` (images resized to
 ``--size``, torch-fidelity, KID subset size = half the smaller set).
 """
 
@@ -19,8 +20,10 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
+    import torch
+
     from unpaired.metrics.evaluate import load_split, score
-    from unpaired.metrics.extractor import is_extractor_file
+    from unpaired.metrics.extractor import dataset_classes, is_extractor_file
     from unpaired.metrics.fidelity import resolve_extractor
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,9 +36,13 @@ def main() -> int:
     metrics = ["fid", "kid"] + (["accuracy"] if is_extractor_file(args.feature_extractor) else [])
     scoring = dict(feature_extractor=args.feature_extractor, weights=args.inception_weights, kid_subset_size=None,
                    device="cpu", extractor_key=resolve_extractor(args.feature_extractor))
-    for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
-        _, inputs = load_split(args.data / f"{args.split}{source}", args.size)
-        real_paths, reals = load_split(args.data / f"{args.split}{target}", args.size)
+    classes = dataset_classes(args.data, args.split)
+    loaded = {name: load_split(folder, args.size) for name, folder in classes}
+    two_domains = set(loaded) == {"A", "B"}
+    for target in ("B", "A") if two_domains else loaded:
+        direction = ("AtoB" if target == "B" else "BtoA") if two_domains else f"to {target}"
+        inputs = torch.cat([images for name, (_, images) in loaded.items() if name != target])
+        real_paths, reals = loaded[target]
         row = {"direction": direction, "n_source": len(inputs), "n_real": len(reals)}
         row.update(score(inputs, reals, real_paths, args.size, target, metrics, scoring))
         print(json.dumps(row))
