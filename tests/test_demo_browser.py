@@ -2,7 +2,8 @@
 
 The demo runs in-process on a free 127.0.0.1 port. The test uploads an image, waits for the translation,
 downloads it from the page and compares it pixel by pixel with ``Translator``; it also clicks an example
-and checks the server-side upload cap. It saves a screenshot to ``test-artifacts/demo.png``.
+and checks the server-side upload cap, and drives a multi-domain model by its target domain. It saves a
+screenshot to ``test-artifacts/demo.png``.
 
 Needs /usr/bin/chromium (or ``UNPAIRED_CHROMIUM``) and the ``playwright`` package: ``scripts/install-browser.sh``
 installs both (no browser download). Without them the tests are SKIPPED, unless ``UNPAIRED_REQUIRE_BROWSER=1``
@@ -108,19 +109,26 @@ def server(demo_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    url = server[0]
+def browser():
+    """One headless Chromium for the module (Playwright's sync API allows one running instance)."""
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(TIMEOUT_MS)
-        pg.hosts = set()
-        pg.on("request", lambda r: pg.hosts.add(r.url.split("/")[2]))
-        pg.goto(url)
-        pg.wait_for_selector("#translate-button")
-        yield pg
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    url = server[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.hosts = set()
+    pg.on("request", lambda r: pg.hosts.add(r.url.split("/")[2]))
+    pg.goto(url)
+    pg.wait_for_selector("#translate-button")
+    yield pg
+    context.close()
 
 
 def _shown_image(page, selector: str) -> Image.Image:
@@ -182,7 +190,7 @@ def test_upload_cap_is_enforced_by_the_server(server, page):
     assert page.request.post(url + "gradio_api/upload", multipart={"files": small}).status == 200
 
 
-def test_multi_domain_demo_translates_to_the_chosen_target(tmp_path):
+def test_multi_domain_demo_translates_to_the_chosen_target(tmp_path, browser):
     """A multi-domain model: the radio lists the target domains; an example of one domain goes to the next."""
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path / "gradio")
     from unpaired.demo import build_demo, find_examples, launch_demo
@@ -204,27 +212,26 @@ def test_multi_domain_demo_translates_to_the_chosen_target(tmp_path):
     demo = build_demo(translator, examples)
     port = _free_port()
     launch_demo(demo, "127.0.0.1", port, block=False)
+    context = browser.new_context()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_selector("#translate-button")
-            assert page.locator("#direction input").count() == 3
-            page.locator("#examples-hue000 button.gallery-item").first.click()  # a hue240 image, to hue000
-            page.wait_for_function("document.querySelector('#status')?.innerText.includes('to hue000')",
-                                   timeout=TIMEOUT_MS)
-            assert page.locator('#direction input[value="hue000"]').is_checked()
-            source = next(p for p, target in examples if target == "hue000")
-            expected = translator.translate(Image.open(source).convert("RGB"), target="hue000")
-            assert _max_diff(_shown_image(page, "#translation"), expected.image) <= 1
-            page.locator('#direction input[value="hue120"]').check()  # same input, another target
-            page.click("#translate-button")
-            page.wait_for_function("document.querySelector('#status')?.innerText.includes('to hue120')",
-                                   timeout=TIMEOUT_MS)
-            expected = translator.translate(Image.open(source).convert("RGB"), target="hue120")
-            assert _max_diff(_shown_image(page, "#translation"), expected.image) <= 1
-            browser.close()
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#translate-button")
+        assert page.locator("#direction input").count() == 3
+        page.locator("#examples-hue000 button.gallery-item").first.click()  # a hue240 image, to hue000
+        page.wait_for_function("document.querySelector('#status')?.innerText.includes('to hue000')",
+                               timeout=TIMEOUT_MS)
+        assert page.locator('#direction input[value="hue000"]').is_checked()
+        source = next(p for p, target in examples if target == "hue000")
+        expected = translator.translate(Image.open(source).convert("RGB"), target="hue000")
+        assert _max_diff(_shown_image(page, "#translation"), expected.image) <= 1
+        page.locator('#direction input[value="hue120"]').check()  # same input, another target
+        page.click("#translate-button")
+        page.wait_for_function("document.querySelector('#status')?.innerText.includes('to hue120')",
+                               timeout=TIMEOUT_MS)
+        expected = translator.translate(Image.open(source).convert("RGB"), target="hue120")
+        assert _max_diff(_shown_image(page, "#translation"), expected.image) <= 1
     finally:
+        context.close()
         demo.close()
