@@ -291,6 +291,13 @@ def test_cli_train_translate_export(tmp_path, capsys):
     for exported in ("g.onnx", "fixed.onnx"):
         got = np.asarray(Translator.load(tmp_path / exported).translate(image, target="hue240").image, np.int16)
         assert np.abs(got - eager).max() <= 1
+    pytest.importorskip("gradio")
+    from unpaired.demo import build_demo
+
+    for exported, choices in (("g.onnx", ["hue000", "hue120", "hue240"]), ("fixed.onnx", ["hue240"])):
+        demo = build_demo(Translator.load(tmp_path / exported))  # the demo offers the targets the file can do
+        radio = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "direction")
+        assert [value for _, value in radio.choices] == choices
 
     # compare: one column per target domain (and its attention)
     assert main(["compare", "--checkpoint", str(run), "--names", "ag", "--input", str(test), "--output",

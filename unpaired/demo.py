@@ -121,7 +121,8 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
     ``translation``, ``attention-overlay``, ``attention-masks``, ``status``.
     """
     domains = translator.domains  # a multi-domain model: the choice is the target domain
-    directions = list(domains or translator.generators)
+    fixed = domains and next(iter(translator.meta.values()), {}).get("target_domain")  # export with a built-in target
+    directions = [fixed] if fixed else list(domains or translator.generators)
 
     def translate(image: Optional[Image.Image], direction: str):
         if image is None:
