@@ -96,19 +96,18 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
                          "written by `unpaired extractor train`)")
     if ("region" in metrics) != (region is not None):
         raise EvaluationError("--metrics region and --region FILE.png (white = the part allowed to change) go together")
-    region_file = region
+    region_mask = None
     if region is not None:
         from .masks import load_region
 
         try:
-            region = load_region(region)
+            region_mask = load_region(region)
         except ValueError as e:
             raise EvaluationError(str(e)) from e
     data = Path(data)
     extractor_key = resolve_extractor(feature_extractor) if {"fid", "kid"} & set(metrics) else feature_extractor
     scoring = dict(feature_extractor=feature_extractor, weights=inception_weights, kid_subset_size=kid_subset_size,
-                   device=device, extractor_key=extractor_key, region=region,
-                   region_file=region_file)
+                   device=device, extractor_key=extractor_key, region=region_mask, region_file=region)
     if getattr(translator, "domains", None):
         return _evaluate_targets(translator, data, split, metrics, scoring, batch_size, limit)
     results = []
