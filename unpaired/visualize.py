@@ -1,4 +1,4 @@
-"""Contact sheets: input | translation | attention (| ground-truth mask) per row, with a header line."""
+"""Contact sheets: input | translation | attention (| ground-truth mask) per row, with a header line; `unpaired compare`."""
 
 from __future__ import annotations
 
