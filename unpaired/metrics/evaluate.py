@@ -46,17 +46,12 @@ def load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit
 
 
 def _load_masks(folder: Path, paths: Sequence[Path], size) -> Optional[torch.Tensor]:
-    import numpy as np
-    from PIL import Image
+    from .masks import read_mask
 
     files = [folder / (p.stem + ".png") for p in paths]
     if not folder.is_dir() or not all(f.exists() for f in files):
         return None
-    masks = []
-    for f in files:
-        m = Image.open(f).convert("L").resize(size[::-1], Image.NEAREST)
-        masks.append(torch.from_numpy(np.asarray(m).copy()).float().div(255)[None])
-    return torch.stack(masks)
+    return torch.stack([read_mask(f, size)[None] for f in files])
 
 
 @torch.no_grad()

@@ -76,19 +76,25 @@ def mask_scores(inputs: Tensor, outputs: Tensor, true_mask: Tensor, predicted: O
     return out
 
 
-def load_region(path, size=None) -> Tensor:
-    """A region mask image (white = where the translation is expected to change) as 1×1×H×W in {0, 1},
-    resized (nearest) to ``size`` (H, W) if given."""
+def read_mask(path, size=None) -> Tensor:
+    """A grey-scale mask image as H×W in [0, 1], resized (nearest) to ``size`` (H, W) if given."""
     import numpy as np
     from PIL import Image
 
+    with Image.open(path) as im:
+        m = im.convert("L")
+        m = m.resize(tuple(size)[::-1], Image.NEAREST) if size is not None else m
+    return torch.from_numpy(np.asarray(m).copy()).float().div(255)
+
+
+def load_region(path, size=None) -> Tensor:
+    """A region mask image (white = where the translation is expected to change) as 1×1×H×W in {0, 1},
+    resized (nearest) to ``size`` (H, W) if given."""
     try:
-        with Image.open(path) as im:
-            m = im.convert("L")
-            m = m.resize(tuple(size)[::-1], Image.NEAREST) if size is not None else m
+        grey = read_mask(path, size)
     except (OSError, ValueError) as e:
         raise ValueError(f"--region {path}: not a readable mask image ({e})") from e
-    region = torch.from_numpy(np.asarray(m).copy()).float().div(255).gt(0.5).float()[None, None]
+    region = grey.gt(0.5).float()[None, None]
     if region.sum() == 0 or region.sum() == region.numel():
         raise ValueError(f"--region {path}: the mask must have both a white (may change) and a black (keep) part")
     return region
