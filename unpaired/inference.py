@@ -53,6 +53,18 @@ class Translation:
         return Image.fromarray((base * (1 - a) + red * a).astype(np.uint8))
 
 
+def target_label(names: Sequence[str], wanted: Sequence[str]) -> torch.Tensor:
+    """The 1×len(names) label with a 1 at each ``wanted`` domain name (unknown names are refused)."""
+    label = torch.zeros(1, len(names))
+    for name in wanted:
+        if name not in names:
+            from .data import UnknownDomainError
+
+            raise UnknownDomainError(f"unknown target domain {name!r}; this model knows {', '.join(names)}")
+        label[0, list(names).index(name)] = 1.0
+    return label
+
+
 class Translator:
     def __init__(self, generators: Dict[str, torch.nn.Module], meta: Dict[str, dict], device="cpu"):
         self.generators, self.meta, self.device = generators, meta, torch.device(device)
@@ -120,14 +132,7 @@ class Translator:
         if len(wanted) != 1 and not multi:
             raise ValueError(f"target {target!r}: the domains are exclusive; name exactly one of "
                              f"{', '.join(names)}")
-        label = torch.zeros(1, len(names))
-        for name in wanted:
-            if name not in names:
-                from .data import UnknownDomainError
-
-                raise UnknownDomainError(f"unknown target domain {name!r}; this model knows {', '.join(names)}")
-            label[0, names.index(name)] = 1.0
-        return label
+        return target_label(names, wanted)
 
     def _resolve(self, direction: Optional[str], target) -> Tuple[torch.nn.Module, Optional[torch.Tensor]]:
         """(generator, label or None) for a direction or a target domain."""

@@ -317,9 +317,9 @@ class _GeneratorView:
         return self.method.generators[direction or next(iter(self.method.generators))]
 
     def label_for(self, target: str) -> torch.Tensor:
-        label = torch.zeros(1, len(self.domains))
-        label[0, self.domains.index(target)] = 1.0
-        return label
+        from ..inference import target_label
+
+        return target_label(self.domains, [target])
 
 
 def seed_everything(seed: int) -> None:
