@@ -4,8 +4,9 @@
 
 The reference row of a results table: a translation that scores no better than its own input has not moved
 the images towards the target domain. Multi-domain data (``DIR/test/<domain>/``): one row per target domain d,
-the inputs being the test images of every other domain (as ``unpaired evaluate`` translates them). Same loading and scoring as ``unpaired evaluate`` (images resized to
-``--size``, torch-fidelity, KID subset size = half the smaller set).
+the inputs being the test images of every other domain (as ``unpaired evaluate`` translates them). Same
+loading and scoring as ``unpaired evaluate`` (images resized to ``--size``, torch-fidelity, KID subset size =
+half the smaller set).
 """
 
 from __future__ import annotations

@@ -123,13 +123,13 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
     domains = translator.domains  # a multi-domain model: the choice is the target domain
     fixed = domains and next(iter(translator.meta.values()), {}).get("target_domain")  # export with a built-in target
     directions = [fixed] if fixed else list(domains or translator.generators)
+    choice = "target domain" if domains else "direction"  # what the radio buttons pick
 
     def translate(image: Optional[Image.Image], direction: str):
         if image is None:
             raise gr.Error("upload an image first (or click an example)")
         if direction not in directions:
-            raise gr.Error(f"{'target domain' if domains else 'direction'} {direction!r} is not in this "
-                           f"checkpoint ({', '.join(directions)})")
+            raise gr.Error(f"{choice} {direction!r} is not in this checkpoint ({', '.join(directions)})")
         original = image.size
         image = _shrink(image.convert("RGB"), max_side)
         start = time.perf_counter()
@@ -152,7 +152,7 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown(f"# {title}\n{_describe(translator)}. Upload an image or click an example, choose the "
-                    f"{'target domain' if domains else 'direction'}, press **Translate**. Uploads up to {max_upload_mb:g} MB; images larger than "
+                    f"{choice}, press **Translate**. Uploads up to {max_upload_mb:g} MB; images larger than "
                     f"{max_side} px are shrunk.")
         with gr.Row(equal_height=True):
             source = gr.Image(label="input", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
@@ -162,8 +162,7 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
             overlay = gr.Image(label="attention overlay (red = attended)", type="pil", format="png",
                                interactive=False, height=320, elem_id="attention-overlay")
         with gr.Row():
-            direction = gr.Radio(directions, value=directions[0], label="target domain" if domains else "direction",
-                                 elem_id="direction")
+            direction = gr.Radio(directions, value=directions[0], label=choice, elem_id="direction")
             button = gr.Button("Translate", variant="primary", elem_id="translate-button")
         status = gr.Markdown(elem_id="status")
         masks = gr.Gallery(label="attention masks (AttentionGAN: each mask; the last keeps the input)",

@@ -1,4 +1,5 @@
-"""Contact sheets: input | translation | attention (| ground-truth mask) per row, with a header line; `unpaired compare`."""
+"""Contact sheets: input | translation | attention (| ground-truth mask) per row, with a header line;
+``unpaired compare`` (several models side by side)."""
 
 from __future__ import annotations
 
