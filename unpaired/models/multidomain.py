@@ -97,7 +97,7 @@ def conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int
     """Conv (no bias, zero padding) → affine instance norm (per-instance statistics) → ReLU."""
     conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(in_ch, out_ch, kernel, stride, padding, bias=False)
     norm = nn.InstanceNorm2d(out_ch, affine=True)
-    return nn.Sequential(OrderedDict(conv=conv, norm=norm, act=nn.ReLU(inplace=True)))
+    return nn.Sequential(OrderedDict(conv=conv, norm=norm, act=nn.ReLU()))
 
 
 class ResidualBlock(nn.Module):
@@ -107,7 +107,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1, bias=False)
         self.norm1 = nn.InstanceNorm2d(dim, affine=True)
-        self.act = nn.ReLU(inplace=True)
+        self.act = nn.ReLU()
         self.conv2 = nn.Conv2d(dim, dim, 3, padding=1, bias=False)
         self.norm2 = nn.InstanceNorm2d(dim, affine=True)
 

@@ -74,7 +74,7 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Conv2d:
 
 def _conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
     return nn.Sequential(OrderedDict(conv=_conv(in_ch, out_ch, kernel, stride),
-                                     norm=nn.InstanceNorm2d(out_ch), act=nn.ReLU(inplace=True)))
+                                     norm=nn.InstanceNorm2d(out_ch), act=nn.ReLU()))
 
 
 class EncoderResnetBlock(nn.Module):
@@ -86,7 +86,7 @@ class EncoderResnetBlock(nn.Module):
         self.conv2, self.norm2 = _conv(dim, dim, 3), nn.InstanceNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = torch.relu_(self.norm1(self.conv1(x)))
+        y = torch.relu(self.norm1(self.conv1(x)))  # not in place: instance norm returns a view
         return x + self.norm2(self.conv2(y))
 
 

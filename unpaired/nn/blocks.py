@@ -1,4 +1,9 @@
-"""Building blocks of the ResNet generators and PatchGAN discriminators (CycleGAN, AttentionGAN)."""
+"""Building blocks of the ResNet generators and PatchGAN discriminators (CycleGAN, AttentionGAN).
+
+The activations after a norm are not in place: ``InstanceNorm2d`` returns a view of its result, and an in-place
+ReLU on a view makes autograd copy the tensor back (CopySlices) and run the backward on strided gradients: a
+norm + ReLU pair took 1.5-2x as long forward and backward (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ class ConvNormReLU(nn.Sequential):
         super().__init__()
         self.conv = conv
         self.norm = make_norm(norm, out_ch)
-        self.act = nn.ReLU(inplace=True)
+        self.act = nn.ReLU()
 
 
 class ResnetBlock(nn.Module):
@@ -42,7 +47,7 @@ class ResnetBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1, padding_mode="reflect")
         self.norm1 = make_norm(norm, dim)
-        self.act = nn.ReLU(inplace=True)
+        self.act = nn.ReLU()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = nn.Conv2d(dim, dim, 3, padding=1, padding_mode="reflect")
         self.norm2 = make_norm(norm, dim)
@@ -89,7 +94,7 @@ class PatchGANDiscriminator(nn.Module):
             prev, mult = mult, min(2 ** i, 8)
             stride = 2 if i < n_layers else 1
             layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1),
-                       make_norm(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+                       make_norm(norm, ndf * mult), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
 

@@ -23,7 +23,7 @@ from ..models import get_model
 from ..models.base import StepContext, set_requires_grad
 from ..nn.init import init_weights
 from . import checkpoint as ckpt
-from . import distributed
+from . import distributed, host_memory
 from .distributed import resolve_device  # noqa: F401  (re-exported: the trainer's device rules)
 from .pool import ImagePool
 from .samples import SampleWriter
@@ -50,6 +50,8 @@ class Trainer:
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         t = cfg.train
         self.dist, self.device = distributed.setup(t.device)  # one process: DistInfo(0, 1, 0)
+        if t.keep_cpu_memory and self.device.type == "cpu":
+            host_memory.keep_freed_memory()  # no page faults for memory freed by the last step
         self.batch_per_rank = distributed.per_rank_batch(t.batch_size, self.dist)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
