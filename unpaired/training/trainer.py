@@ -16,14 +16,14 @@ from typing import Dict, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from .. import __version__
+from .. import __version__, host_memory
 from ..config import RunConfig
 from ..data.sources import complete_config
 from ..models import get_model
 from ..models.base import StepContext, set_requires_grad
 from ..nn.init import init_weights
 from . import checkpoint as ckpt
-from . import distributed, host_memory
+from . import distributed
 from .distributed import resolve_device  # noqa: F401  (re-exported: the trainer's device rules)
 from .pool import ImagePool
 from .samples import SampleWriter

@@ -7,8 +7,10 @@ step allocates the same sizes again, so every step touches fresh pages, which th
 zeroes one 4 KiB page at a time: 30 000-50 000 minor page faults per AttentionGAN step at 64 px, batch 4,
 and over 100 000 at 256 px (measured with ``getrusage``, docs/benchmarks.md). Switching glibc's mmap use
 and heap trimming off lets the next step reuse the freed blocks, as PyTorch's caching allocator does on
-CUDA. The cost: the process keeps its peak heap until it exits (``train.keep_cpu_memory=false`` keeps the
-C library's defaults).
+CUDA. The cost: the process keeps its peak heap until it exits.
+
+The trainer applies it on the CPU unless ``train.keep_cpu_memory=false``; ``Translator`` unless
+``keep_cpu_memory=False``. It is a setting of the whole process and cannot be undone.
 """
 
 from __future__ import annotations
