@@ -38,13 +38,13 @@ from unpaired.inference import Translator  # noqa: E402
 from unpaired.models import get_model, list_models  # noqa: E402
 
 
-def make_translator(model: str, size: int) -> Translator:
+def make_translator(model: str, size: int, keep_cpu_memory: bool = True) -> Translator:
     spec = get_model(model)
     fields = {f for f in spec.args.__dataclass_fields__}
     args = spec.args(**({"img_size": size} if "img_size" in fields else {}))  # paper defaults otherwise
     torch.manual_seed(0)
     generators = {d: spec.build_generator(args).eval() for d in ("AtoB", "BtoA")}
-    return Translator(generators, {d: {"model": model} for d in generators})
+    return Translator(generators, {d: {"model": model} for d in generators}, keep_cpu_memory=keep_cpu_memory)
 
 
 def random_images(n: int, size: int, seed: int):
@@ -98,10 +98,12 @@ def main(argv=None) -> int:
     parser.add_argument("--n-b", type=int, default=14, help="B test images (horse2zebra has 140)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="Translator(keep_cpu_memory=False): glibc's defaults for the whole process, official loop too")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    translator = make_translator(args.model, args.size)
+    translator = make_translator(args.model, args.size, keep_cpu_memory=not args.system_malloc)
     images_a = random_images(args.n_a, args.size, 0)
     images_b = random_images(args.n_b, args.size, 1)
     translator.translate_batch(images_a[:2], "AtoB")  # warm-up (allocator, oneDNN kernels)
@@ -113,7 +115,8 @@ def main(argv=None) -> int:
     }
     rate = {k: args.n_a / v for k, v in results.items()}
     print(f"# {args.model}, {args.size} px, |A|={args.n_a}, |B|={args.n_b}, batch {args.batch_size}, "
-          f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}")
+          f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{'system malloc' if args.system_malloc else 'freed memory kept (host_memory)'}")
     for name, label in (("official", "official test loop (batch 1, all forward() passes)"),
                         ("single", "Translator.translate, one image at a time"),
                         ("batched", f"Translator.translate_batch, batch {args.batch_size}")):

@@ -68,7 +68,6 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16 autocast; fp16 (CUDA): a GradScaler per optimiser
     channels_last: bool = False  # NHWC memory format for networks and batches
     compile: bool = False  # torch.compile every network in place (same parameter names and checkpoints)
-    keep_cpu_memory: bool = True  # CPU (glibc): freed tensor memory stays in the process for the next step
     sync_batchnorm: bool = True  # several processes: BatchNorm -> SyncBatchNorm (CUDA); see docs/distributed.md
     init: Literal["normal", "xavier", "kaiming", "orthogonal", "default"] = "normal"
     init_gain: float = 0.02

@@ -1,16 +1,17 @@
-"""Keep freed CPU tensor memory inside the process for the next training step (Linux, glibc).
+"""Keep freed CPU tensor memory inside the process for the next call (Linux, glibc).
 
-PyTorch takes CPU tensor memory from ``malloc``. glibc serves a large request (above its mmap threshold,
-128 KiB at start, adapting up to 32 MiB) from a fresh ``mmap`` and gives it back to the kernel on ``free``,
-and trims the top of its heap once enough of it is free. A training step frees its whole graph and the next
-step allocates the same sizes again, so every step touches fresh pages, which the kernel faults in and
-zeroes one 4 KiB page at a time: 30 000-50 000 minor page faults per AttentionGAN step at 64 px, batch 4,
-and over 100 000 at 256 px (measured with ``getrusage``, docs/benchmarks.md). Switching glibc's mmap use
-and heap trimming off lets the next step reuse the freed blocks, as PyTorch's caching allocator does on
-CUDA. The cost: the process keeps its peak heap until it exits.
+PyTorch takes CPU tensor memory from ``malloc``. glibc serves a request above its mmap threshold (128 KiB at
+start, adapting up to 32 MiB) from a fresh ``mmap`` and gives it back to the kernel on ``free``, and trims
+the top of its heap once enough of it is free. Translating a batch allocates activations far above 32 MiB
+(8 images of 256 px: 134 MB for one 64-channel map), frees them, and the next batch maps and faults them in
+again, one zeroed 4 KiB page at a time: 1.9 million minor page faults per batch of 8 for AttentionGAN at
+256 px, and batch 8 ran slower than one image at a time. With glibc's mmap use and trimming off, the freed
+blocks are reused, as PyTorch's caching allocator does on CUDA: 0 faults after the first batch, 1.28x the
+batched images/s (docs/benchmarks.md). The cost: the process keeps its peak heap until it exits.
 
-The trainer applies it on the CPU unless ``train.keep_cpu_memory=false``; ``Translator`` unless
-``keep_cpu_memory=False``. It is a setting of the whole process and cannot be undone.
+``Translator`` applies it on the CPU unless ``keep_cpu_memory=False``. Training does not: there glibc's
+adaptive threshold already settles to (almost) no faults after the first steps (measured at 64-256 px).
+It is a setting of the whole process and cannot be undone.
 """
 
 from __future__ import annotations
@@ -46,5 +47,5 @@ def keep_freed_memory() -> bool:
         return False
     _applied = ok
     if ok:
-        log.info("CPU memory: freed tensor memory is kept in the process for reuse (train.keep_cpu_memory)")
+        log.info("CPU memory: freed tensor memory is kept in the process for reuse (unpaired.host_memory)")
     return ok

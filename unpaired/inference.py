@@ -70,7 +70,7 @@ class Translator:
     def __init__(self, generators: Dict[str, torch.nn.Module], meta: Dict[str, dict], device="cpu",
                  keep_cpu_memory: bool = True):
         """``keep_cpu_memory`` (CPU, glibc): freed tensor memory stays in the process for the next image instead
-        of going back to the kernel (:mod:`unpaired.host_memory`; 1.4x the images/s at 256 px, batch 8)."""
+        of going back to the kernel (:mod:`unpaired.host_memory`; 1.28x the images/s at 256 px, batch 8)."""
         self.generators, self.meta, self.device = generators, meta, torch.device(device)
         if keep_cpu_memory and self.device.type == "cpu":
             host_memory.keep_freed_memory()

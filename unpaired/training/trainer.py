@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from .. import __version__, host_memory
+from .. import __version__
 from ..config import RunConfig
 from ..data.sources import complete_config
 from ..models import get_model
@@ -50,8 +50,6 @@ class Trainer:
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         t = cfg.train
         self.dist, self.device = distributed.setup(t.device)  # one process: DistInfo(0, 1, 0)
-        if t.keep_cpu_memory and self.device.type == "cpu":
-            host_memory.keep_freed_memory()  # no page faults for memory freed by the last step
         self.batch_per_rank = distributed.per_rank_batch(t.batch_size, self.dist)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
