@@ -1,10 +1,5 @@
 """The training engine: resume continues exactly, checkpoints survive crashes, NaN stops the run cleanly."""
 
-import platform
-import subprocess
-import sys
-import textwrap
-
 import pytest
 import torch
 
@@ -126,28 +121,3 @@ def test_evaluation_during_training_is_logged(synth_data, tmp_path):
     assert "Eval/BtoA/attention_iou" not in rows[-1]  # CycleGAN predicts no attention
     assert trainer.method.training
 
-
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc malloc only")
-def test_keep_freed_memory_stops_page_faults():
-    """After host_memory.keep_freed_memory(), freed 64 MiB tensors' pages are reused by the next ones (glibc
-    otherwise maps and faults in fresh pages for every large tensor). Own process: the setting is global."""
-    script = textwrap.dedent("""
-        import resource, torch
-        from unpaired import host_memory
-
-        def faults(allocations):
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(allocations):
-                torch.ones(16 << 20)  # 64 MiB, freed at once
-            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-        faults(1)
-        default = faults(5)
-        assert host_memory.keep_freed_memory()
-        faults(20)  # the heap grows to its steady size
-        print(default, faults(5))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    default, kept = map(int, out.split())
-    assert default > 50_000  # 16 384 pages of 4 KiB each time
-    assert kept < 1_000

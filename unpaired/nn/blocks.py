@@ -2,7 +2,7 @@
 
 The activations after a norm are not in place: ``InstanceNorm2d`` returns a view of its result, and an in-place
 ReLU on a view makes autograd copy the tensor back (CopySlices) and run the backward on strided gradients: a
-norm + ReLU pair took 1.5-2x as long forward and backward (docs/benchmarks.md).
+norm + ReLU pair took 1.4-1.9x as long forward and backward (docs/benchmarks.md).
 """
 
 from __future__ import annotations
