@@ -120,4 +120,3 @@ def test_evaluation_during_training_is_logged(synth_data, tmp_path):
     assert "Eval/AtoB/kid_x100" in rows[-1] and "Eval/BtoA/background_psnr" in rows[-1]
     assert "Eval/BtoA/attention_iou" not in rows[-1]  # CycleGAN predicts no attention
     assert trainer.method.training
-
