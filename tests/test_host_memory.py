@@ -7,8 +7,11 @@ import textwrap
 
 import pytest
 
+glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                                reason="glibc malloc only")
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc malloc only")
+
+@glibc_only
 def test_translator_on_cpu_reuses_freed_memory():
     """glibc maps and faults in fresh pages for every 64 MiB tensor; once a CPU Translator exists, the freed pages
     are reused. In a process of its own: the setting is global and cannot be undone."""
@@ -34,7 +37,7 @@ def test_translator_on_cpu_reuses_freed_memory():
     assert kept < 1_000
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc malloc only")
+@glibc_only
 def test_translator_can_leave_malloc_alone():
     script = textwrap.dedent("""
         from unpaired import host_memory

@@ -17,7 +17,6 @@ It is a setting of the whole process and cannot be undone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import platform
 
@@ -33,15 +32,15 @@ _applied = False
 
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to serve every request from its heap and never hand freed memory back to the
-    kernel. Returns whether the setting is in force (False on other C libraries and systems); once per
-    process, later calls return the first answer."""
+    kernel. Returns whether the setting is in force (False on other C libraries and systems); once it is,
+    later calls return at once."""
     global _applied
     if _applied:
         return True
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the C library the process already runs on (no ldconfig look-up)
         ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _INT_MAX) == 1
     except (OSError, AttributeError):
         return False
