@@ -138,14 +138,17 @@ def cmd_data(args) -> int:
         if args.domains:
             from .data import make_synthetic_domains
 
-            root = make_synthetic_domains(args.dir, args.domains, size=args.size, n_train=args.n_train,
-                                          n_test=args.n_test, seed=args.seed)
+            root = make_synthetic_domains(args.dir, args.domains, size=args.size, n_train=args.n_train or 100,
+                                          n_test=args.n_test or 10, seed=args.seed)
             print(f"wrote a synthetic {args.domains}-domain set to {root} (train/<domain>/, test/<domain>/)")
             return 0
-        from .data import make_synthetic
+        from .data import make_synthetic, make_synthetic_stripes
 
-        root = make_synthetic(args.dir, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
-        print(f"wrote a synthetic two-domain set with masks to {root}")
+        make = make_synthetic_stripes if args.kind == "stripes" else make_synthetic
+        n_train = args.n_train or (400 if args.kind == "stripes" else 200)
+        n_test = args.n_test or (60 if args.kind == "stripes" else 30)
+        root = make(args.dir, size=args.size, n_train=n_train, n_test=n_test, seed=args.seed)
+        print(f"wrote a synthetic two-domain set ({args.kind}) with masks to {root}")
         return 0
     if args.data_command == "check":
         from .data import check_dataset
@@ -264,8 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synth", help="write the synthetic two-domain set with ground-truth masks")
     s.add_argument("dir")
     s.add_argument("--size", type=int, default=64)
-    s.add_argument("--n-train", type=int, default=200)
-    s.add_argument("--n-test", type=int, default=30)
+    s.add_argument("--kind", choices=["colour", "stripes"], default="colour",
+                   help="colour: red <-> blue objects on smooth backgrounds (default); stripes: plain <-> striped "
+                        "animals on textured landscapes (the object's texture must change)")
+    s.add_argument("--n-train", type=int, help="training images per domain (default 200; stripes 400)")
+    s.add_argument("--n-test", type=int, help="paired test scenes (default 30; stripes 60)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--domains", type=int, metavar="N",
                    help="write a multi-domain set of N domains instead (train/<domain>/, test/<domain>/)")

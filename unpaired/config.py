@@ -49,6 +49,8 @@ class LossWeights:
     tv: float = 0.0  # attention total variation (AttentionGAN Scheme I: 1e-6)
     pixel: float = 0.0  # L1(G(x), x) (AttentionGAN Scheme I: 1)
     attention_adv: float = 1.0  # attention-guided discriminator term (when model.discriminator=attention)
+    attention_sparsity: float = 0.0  # AttentionGAN: mean foreground mask of G(a), F(b) (an L1 prior; ours)
+    attention_smoothness: float = 0.0  # AttentionGAN: per-pixel TV of those foreground masks (ours)
     cls: float = 1.0  # domain classification (multi-domain)
     gp: float = 10.0  # gradient penalty (WGAN-GP)
 

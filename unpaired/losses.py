@@ -62,6 +62,19 @@ def total_variation(mask: Tensor) -> Tensor:
     return dx + dy
 
 
+def mask_sparsity(foreground: Tensor) -> Tensor:
+    """Mean of a foreground mask (N×1×H×W in [0, 1]): the share of the image a generator rewrites. As a loss,
+    an L1 prior that keeps the input wherever the translation does not need to change it."""
+    return foreground.mean()
+
+
+def mask_smoothness(foreground: Tensor) -> Tensor:
+    """Mean absolute difference of horizontally and vertically neighbouring mask values (total variation
+    per pixel, so its weight does not depend on the image size)."""
+    return ((foreground[..., :, 1:] - foreground[..., :, :-1]).abs().mean()
+            + (foreground[..., 1:, :] - foreground[..., :-1, :]).abs().mean())
+
+
 def gradient_penalty(critic_output: Tensor, inputs: Tensor) -> Tensor:
     """WGAN-GP: mean((‖∇_x D(x)‖₂ − 1)²) over the batch; ``inputs`` must require grad."""
     (grad,) = torch.autograd.grad(critic_output.sum(), inputs, create_graph=True)

@@ -6,6 +6,7 @@ from .images import IMAGE_EXTENSIONS, BadImageError, check_dataset, check_files,
 from .multidomain import AttributeTable, MultiDomainFolders, UnknownDomainError
 from .sources import complete_config, sample_inputs, train_dataset
 from .synthetic import make_synthetic, make_synthetic_domains, synthetic_pair
+from .synthetic_stripes import make_synthetic_stripes, stripes_pair
 from .transforms import RESAMPLE, TestTransform, TrainTransform, to_pil, to_tensor
 
 __all__ = [
@@ -35,4 +36,6 @@ __all__ = [
     "train_dataset",
     "sample_inputs",
     "synthetic_pair",
+    "make_synthetic_stripes",
+    "stripes_pair",
 ]

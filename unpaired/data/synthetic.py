@@ -194,6 +194,23 @@ with `testB/k.png` directly. The train split is unpaired (independent scenes).
 """
 
 
+def prepare_folders(root: Path, n_train: int, n_test: int) -> dict:
+    """Create ``root/{train,test}{A,B}`` and their ``_masks`` folders; return the file names per split
+    (``{"train": [...], "test": [...]}``). Files named like ours (``0012.png``) left over from an earlier,
+    larger generation are deleted; other files are not touched."""
+    width = max(4, len(str(max(n_train, n_test) - 1)))
+    names = {"train": [f"{i:0{width}d}.png" for i in range(n_train)],
+             "test": [f"{i:0{width}d}.png" for i in range(n_test)]}
+    for split in _SPLITS:
+        for folder in (root / split, root / f"{split}_masks"):
+            folder.mkdir(parents=True, exist_ok=True)
+            keep = set(names[split[:-1]])
+            for stale in folder.iterdir():
+                if stale.is_file() and re.fullmatch(r"\d+\.png", stale.name) and stale.name not in keep:
+                    stale.unlink()
+    return names
+
+
 def make_synthetic(
     root: str | os.PathLike, *, size: int = 64, n_train: int = 200, n_test: int = 30, seed: int = 0
 ) -> Path:
@@ -207,17 +224,7 @@ def make_synthetic(
     if size < 8 or n_train < 1 or n_test < 1 or seed < 0:
         raise ValueError(f"need size >= 8, n_train >= 1, n_test >= 1, seed >= 0; got {size}, {n_train}, {n_test}, {seed}")
     root = Path(root)
-    width = max(4, len(str(max(n_train, n_test) - 1)))
-    names = {"train": [f"{i:0{width}d}.png" for i in range(n_train)],
-             "test": [f"{i:0{width}d}.png" for i in range(n_test)]}
-    for split in _SPLITS:
-        for folder in (root / split, root / f"{split}_masks"):
-            folder.mkdir(parents=True, exist_ok=True)
-            keep = set(names[split[:-1]])
-            for stale in folder.iterdir():
-                if stale.is_file() and re.fullmatch(r"\d+\.png", stale.name) and stale.name not in keep:
-                    stale.unlink()
-
+    names = prepare_folders(root, n_train, n_test)
     for domain_index, domain in enumerate("AB"):
         for i, name in enumerate(names["train"]):
             scene = _render_scene(size, _rng([seed, 0, domain_index, i]))

@@ -8,6 +8,10 @@ All images in [-1, 1] are compared in [0, 1] units. ``true_mask``: N×1×H×W, 1
 * ``attention_iou``: IoU of the predicted foreground (attention > 0.5, or the U-GAT-IT heatmap scaled to
   [0, 1] and thresholded at 0.5) with the true mask.
 * ``target_psnr``: translation vs the paired ground-truth target inside the mask, where a paired target exists.
+* ``success``: where a paired target exists, the fraction of images whose object took the target's look: inside
+  the mask, the translation's appearance (mean colour and fine-texture energy, :func:`object_appearance`) has
+  covered more than half the distance from the input's to the paired target's. A model that only recolours
+  fails where the texture must change.
 """
 
 from __future__ import annotations
@@ -72,8 +76,24 @@ def mask_scores(inputs: Tensor, outputs: Tensor, true_mask: Tensor, predicted: O
         keep = union > 0
         out["attention_iou"] = float((inter[keep] / union[keep]).mean()) if keep.any() else float("nan")
     if targets is not None:
-        out["target_psnr"] = float(masked_psnr(_unit(targets), y, fg).mean())
+        t = _unit(targets)
+        out["target_psnr"] = float(masked_psnr(t, y, fg).mean())
+        f_out, f_in, f_target = (object_appearance(v, fg) for v in (y, x, t))
+        out["success"] = float(((f_out - f_target).norm(dim=1) < 0.5 * (f_in - f_target).norm(dim=1)).float().mean())
     return out
+
+
+def object_appearance(images: Tensor, mask: Tensor) -> Tensor:
+    """N×4 appearance of the masked object: mean R, G, B and the standard deviation of the fine luminance texture
+    (luminance minus its 5×5 box blur), all in [0, 1] units over the pixels where ``mask`` is 1."""
+    weight = mask.float()
+    area = weight.sum(dim=(2, 3)).clamp_min(1)
+    colour = (images * weight).sum(dim=(2, 3)) / area
+    luma = images.mean(dim=1, keepdim=True)
+    fine = luma - F.avg_pool2d(F.pad(luma, [2] * 4, mode="replicate"), 5, stride=1)
+    mean = (fine * weight).sum(dim=(2, 3)) / area
+    std = (((fine - mean[..., None, None]) ** 2 * weight).sum(dim=(2, 3)) / area).sqrt()
+    return torch.cat([colour, std], dim=1)
 
 
 def read_mask(path, size=None) -> Tensor:

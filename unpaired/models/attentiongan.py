@@ -43,6 +43,7 @@ the code's values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,10 +66,13 @@ class AttentionGANArgs:
     n_layers_d: int = 3  # PatchGAN depth (3 = 70×70)
     norm: Literal["instance", "batch"] = "instance"  # official: instance norm, hard-wired
     discriminator: Literal["patch", "attention"] = "patch"  # attention: add the attention-guided D's
+    background_prior: float = 0.0  # ours: the background mask's value at initialisation (0 = official: 1/n)
 
     def validate(self) -> None:
         if self.n_masks < 2:
             raise ValueError(f"n_masks must be at least 2 (foreground + background), got {self.n_masks}")
+        if not 0.0 <= self.background_prior < 1.0:
+            raise ValueError(f"model.background_prior must be in [0, 1) (0 = off), got {self.background_prior}")
 
 
 class AttentionGANGenerator(nn.Module):
@@ -78,20 +82,35 @@ class AttentionGANGenerator(nn.Module):
     fixed_size = None
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, n_masks: int = 10, norm: str = "instance",
-                 geo: bool = False):
+                 geo: bool = False, background_prior: float = 0.0):
         super().__init__()
-        self.n_masks, self.geo = n_masks, geo
+        self.n_masks, self.geo, self.background_prior = n_masks, geo, background_prior
         n_content = n_masks if geo else n_masks - 1
         self.encoder = ResnetEncoder(3, ngf, n_blocks, norm)
         self.content_decoder = ResnetDecoder(3 * n_content, ngf, norm, head_kernel=7)
         self.attention_decoder = ResnetDecoder(n_masks, ngf, norm, head_kernel=1)
+        # Background warm start: a constant added to the background logit, the same as starting the head's
+        # background bias there (the learnable bias moves from it with the same gradients), but kept through
+        # weight initialisation. It makes the background mask `background_prior` where the other logits tie.
+        offset = background_logit_offset(background_prior, n_masks) if background_prior and not geo else 0.0
+        self.register_buffer("_logit_offset", torch.zeros(n_masks), persistent=False)
+        self._logit_offset[-1] = offset
 
     def forward(self, x: Tensor) -> GeneratorOutput:
         features = self.encoder(x)
-        return compose_scheme2(self.content_decoder(features), self.attention_decoder(features), x, self.geo)
+        attention_logits = self.attention_decoder(features)
+        if self.background_prior:
+            attention_logits = attention_logits + self._logit_offset.to(attention_logits.dtype)[:, None, None]
+        return compose_scheme2(self.content_decoder(features), attention_logits, x, self.geo)
 
     def extra_repr(self) -> str:
-        return f"n_masks={self.n_masks}, geo={self.geo}"
+        return f"n_masks={self.n_masks}, geo={self.geo}, background_prior={self.background_prior}"
+
+
+def background_logit_offset(prior: float, n_masks: int) -> float:
+    """The background logit offset that makes softmax give the background ``prior`` when all logits are
+    otherwise equal: e^b / (e^b + n − 1) = prior."""
+    return math.log(prior * (n_masks - 1) / (1.0 - prior))
 
 
 def compose_scheme2(content_logits: Tensor, attention_logits: Tensor, x: Tensor,
@@ -130,7 +149,7 @@ class AttentionGAN(CycleGAN):
     @classmethod
     def make_generator(cls, args: AttentionGANArgs) -> nn.Module:
         return AttentionGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, n_masks=args.n_masks,
-                                     norm=args.norm, geo=cls.geo)
+                                     norm=args.norm, geo=cls.geo, background_prior=args.background_prior)
 
     @staticmethod
     def make_attention_discriminator(args) -> nn.Module:
@@ -151,8 +170,20 @@ class AttentionGAN(CycleGAN):
         w = self.weights.attention_adv
         return [w * terms["adv_att_B"], w * terms["adv_att_A"]]
 
+    def mask_prior_terms(self, ctx: StepContext, terms: dict) -> list:
+        """Ours, off by default: an L1 (sparsity) and a TV (smoothness) prior on the foreground masks of the
+        translations G(a) and F(b), so that the input passes through wherever nothing needs to change."""
+        w, c, weighted = self.weights, ctx.cache, []
+        for name, weight, loss in (("sparsity", w.attention_sparsity, losses.mask_sparsity),
+                                   ("smoothness", w.attention_smoothness, losses.mask_smoothness)):
+            if weight > 0:
+                for key, fake in (("B", "fake_B"), ("A", "fake_A")):
+                    terms[f"mask_{name}_{key}"] = loss(c[fake].foreground())
+                    weighted.append(weight * terms[f"mask_{name}_{key}"])
+        return weighted
+
     def extra_generator_terms(self, ctx: StepContext, terms: dict) -> list:
-        return self.attention_adversarial_terms(ctx, terms)
+        return self.attention_adversarial_terms(ctx, terms) + self.mask_prior_terms(ctx, terms)
 
     def discriminator_loss(self, ctx: StepContext) -> LossOutput:
         if not self.has_attention_discriminator:
