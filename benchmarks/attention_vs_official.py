@@ -183,7 +183,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
-    parser.add_argument("--label", default=None, help="name of this configuration in the table (default: impl)")
+    parser.add_argument("--label", default=None, help="name of our configuration in the table (default: ours)")
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="switches for ours")
     parser.add_argument("--report", action="store_true", help="only print the table of WORK/results.jsonl")
     parser.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
@@ -206,7 +206,7 @@ def main() -> int:
     jobs = []
     for seed in args.seeds:
         for impl in args.impl:
-            label = args.label or impl
+            label = "official" if impl == "official" else args.label or impl
             folder = args.out / f"{label}-{args.data.name}-seed{seed}"
             cmd = [sys.executable, __file__, "--worker", impl, "--worker-dir", str(folder), "--seed", str(seed),
                    "--results", str(results), "--out", str(args.out), "--data", str(args.data),

@@ -15,7 +15,8 @@ from unpaired.models.attentiongan import AttentionGANArgs, AttentionGANGenerator
 from unpaired.nn.init import init_weights
 from unpaired.training.trainer import Trainer
 
-TINY = ["model.name=attentiongan", "model.ngf=8", "model.ndf=8", "model.n_blocks=2", "model.n_masks=4",
+TINY = ["model.name=attentiongan", "model.background_prior=0", "model.ngf=8", "model.ndf=8", "model.n_blocks=2",
+        "model.n_masks=4",
         "data.load_size=32", "data.crop_size=32", "data.num_workers=0", "train.batch_size=2", "train.device=cpu",
         "train.log_every=1", "train.sample_every=1000", "train.checkpoint_every=1000", "train.seed=3",
         "train.lr=0.01"]  # a large step, so that 6 steps show each switch's pull
