@@ -103,6 +103,7 @@ def _import(inputs: Sequence[Path], out: Path, expected: str, domains: Optional[
         raise ImportMismatch(f"--domains names {len(names)} domains, "
                              f"the checkpoint has c_dim = {model['c_dim']}")
     model["domains"] = ",".join(names or [f"domain{i}" for i in range(int(model["c_dim"]))])
+    model["image_size"] = size = int(model.get("image_size", 128))  # from the D's classifier; official default 128
     ours_all = _ours(model)
     n_blocks = int(model["n_blocks"])
     jobs = [("G", "generators.multi", generator_rows(n_blocks, "generators.multi"),
@@ -114,8 +115,6 @@ def _import(inputs: Sequence[Path], out: Path, expected: str, domains: Optional[
     for role, prefix, rows, ignored in jobs:
         ours = {k: v for k, v in ours_all.items() if k.startswith(prefix + ".")}
         state.update(convert(theirs[role], rows, ours, str(found[role]), optional_theirs=ignored))
-    size = int(model.get("image_size", 128))
-    model["image_size"] = size
     return write_run(out, model, state, partial=() if "D" in theirs else ("discriminators",),
                      overrides=[f"data.load_size={size}", f"data.crop_size={size}"])
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Literal
+from typing import List, Literal, Optional
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +65,7 @@ class MultiDomainArgs:
     n_blocks: int = 6  # official g_repeat_num 6
     ndf: int = 64  # official d_conv_dim 64
     n_layers_d: int = 6  # official d_repeat_num 6
-    image_size: int = 128  # the D's input size (= data.crop_size); official 128
+    image_size: Optional[int] = None  # the D's classifier size; follows data.crop_size (set that); official 128
     n_critic: int = 5  # one G step every n_critic D steps (official 5)
 
     def domain_names(self) -> List[str]:
@@ -81,7 +81,7 @@ class MultiDomainArgs:
             self.c_dim = len(names)
         if self.c_dim < 1 or self.n_critic < 1 or self.n_layers_d < 1:
             raise ValueError("c_dim, n_critic and n_layers_d must be at least 1")
-        if self.image_size % 2 ** self.n_layers_d:
+        if self.image_size is not None and self.image_size % 2 ** self.n_layers_d:
             raise ValueError(f"image_size {self.image_size} must be a multiple of 2^n_layers_d "
                              f"= {2 ** self.n_layers_d}")
         if self.attention == "scheme2" and self.n_masks < 2:
@@ -155,6 +155,9 @@ class MultiDomainDiscriminator(nn.Module):
 
     def __init__(self, c_dim: int = 5, ndf: int = 64, n_layers: int = 6, image_size: int = 128):
         super().__init__()
+        if image_size is None:
+            raise ValueError("the multi-domain discriminator needs its image_size (model.image_size follows "
+                             "data.crop_size once the settings are resolved)")
         layers, ch = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.01)], ndf
         for _ in range(1, n_layers):
             layers += [nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.LeakyReLU(0.01)]
@@ -265,4 +268,4 @@ for name, args, summary in (
 ):
     register(ModelSpec(name=name, args=args, build=MultiDomainGAN, build_generator=MultiDomainGAN.make_generator,
                        summary=summary, defaults=OFFICIAL, dataset="multidomain",
-                       size_key="image_size"))
+                       size_arg="image_size"))

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +50,7 @@ class UGATITArgs:
     ngf: int = 64  # generator base channels (official --ch 64)
     ndf: int = 64  # discriminator base channels (official: the same --ch)
     n_blocks: int = 4  # residual blocks in the encoder and in the decoder (official --n_res 4)
-    img_size: int = 256  # the full version's MLP is tied to this size (= data.crop_size); light ignores it
+    img_size: Optional[int] = None  # full: the MLP's size; follows data.crop_size (set that); light ignores it
     n_layers_global: int = 7  # global discriminator (official build_model: 7; needs img_size >= 96)
     n_layers_local: int = 5  # local discriminator (official: 5)
 
@@ -59,7 +59,7 @@ class UGATITArgs:
             raise ValueError("ngf and ndf must be >= 1 and n_blocks >= 0")
         if min(self.n_layers_global, self.n_layers_local) < 3:
             raise ValueError("n_layers_global and n_layers_local must be >= 3")
-        if self.img_size % 4:
+        if self.img_size is not None and self.img_size % 4:
             raise ValueError(f"img_size must be a multiple of 4, got {self.img_size}")
 
 
@@ -132,6 +132,9 @@ class UGATITGenerator(nn.Module):
     def __init__(self, ngf: int = 64, n_blocks: int = 4, img_size: int = 256, light: bool = False,
                  in_ch: int = 3, out_ch: int = 3):
         super().__init__()
+        if img_size is None and not light:
+            raise ValueError("full U-GAT-IT needs its img_size (model.img_size follows data.crop_size once the "
+                             "settings are resolved)")
         self.light, self.img_size = light, img_size
         self.fixed_size = None if light else img_size  # the full MLP flattens an img_size/4 feature map
         dim = 4 * ngf
@@ -290,4 +293,4 @@ for _name, _light, _summary in (
 ):
     register(ModelSpec(name=_name, args=UGATITArgs, build=partial(UGATIT, light=_light),
                        build_generator=partial(UGATIT.make_generator, light=_light), summary=_summary,
-                       defaults=DEFAULTS, size_key=None if _light else "img_size"))
+                       defaults=DEFAULTS, size_arg=None if _light else "img_size", fixed_input=not _light))
