@@ -105,7 +105,9 @@ def cmd_translate(args) -> int:
 
 def _targets(args, domains) -> list:
     """The --target-domain names (repeatable, or comma-separated), checked against the model's domains."""
-    targets = [t.strip() for value in (args.target_domain or []) for t in value.split(",") if t.strip()]
+    from ..models.multidomain import split_names
+
+    targets = [t for value in (args.target_domain or []) for t in split_names(value)]
     if domains is None:
         if targets:
             raise CLIError(f"--target-domain: {args.checkpoint} translates between two domains; use --direction")

@@ -28,6 +28,7 @@ import torch
 
 from . import ImportMismatch, Row, convert, load_official, write_run
 from .attentiongan import _count, _ours, _rows, _shape, identify
+from ..models.multidomain import split_names
 
 AFFINE = ("weight", "bias")
 RUNNING = ("running_mean", "running_var", "num_batches_tracked")  # unused by the official test: dropped
@@ -98,7 +99,7 @@ def _import(inputs: Sequence[Path], out: Path, expected: str, domains: Optional[
             raise ImportMismatch(f"{found['D']}: its classifier (conv2) has a different number of domains "
                                  f"than {found['G']} (c_dim {model['c_dim']})")
         model.update(d)
-    names = [n.strip() for n in (domains or "").split(",") if n.strip()]
+    names = split_names(domains)
     if names and len(names) != model["c_dim"]:
         raise ImportMismatch(f"--domains names {len(names)} domains, "
                              f"the checkpoint has c_dim = {model['c_dim']}")

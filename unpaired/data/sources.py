@@ -30,7 +30,9 @@ def _is_table(root: str) -> bool:
 
 
 def _wanted(cfg):
-    return [d.strip() for d in cfg.model.domains.split(",") if d.strip()] or None
+    from ..models.multidomain import split_names
+
+    return split_names(cfg.model.domains) or None
 
 
 def complete_config(cfg) -> None:

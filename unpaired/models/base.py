@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..nn.outputs import DiscriminatorOutput, GeneratorOutput
 
 __all__ = ["DIRECTIONS", "MULTI", "InputSize", "GeneratorOutput", "DiscriminatorOutput", "LossOutput", "StepContext", "Phase",
-           "TranslationMethod", "to_unit", "normalise_heatmap", "set_requires_grad"]
+           "TranslationMethod", "split_batch", "to_unit", "normalise_heatmap", "set_requires_grad"]
 
 DIRECTIONS = ("AtoB", "BtoA")
 #: the key of a multi-domain model's one generator (and discriminator): it translates to any target domain
@@ -144,6 +144,12 @@ class TranslationMethod(nn.Module):
                 row["heatmap"] = normalise_heatmap(out.heatmap, real.shape[-2:]).expand(-1, 3, -1, -1)
             rows.append(row)
         return rows
+
+
+def split_batch(out: GeneratorOutput, sizes) -> List[GeneratorOutput]:
+    """The outputs of one call on ``cat(inputs)`` as the outputs of a call on each input (``sizes``: their lengths)."""
+    fields = {k: v.split(list(sizes)) for k, v in vars(out).items() if v is not None}
+    return [GeneratorOutput(**{k: parts[i] for k, parts in fields.items()}) for i in range(len(sizes))]
 
 
 def to_unit(images: Tensor) -> Tensor:

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses
+from ..nn.blocks import ConvNormReLU
 from ..nn.outputs import DiscriminatorOutput
 from . import ModelSpec, register
 from .attentiongan import compose_scheme2
@@ -69,12 +70,11 @@ class MultiDomainArgs:
     n_critic: int = 5  # one G step every n_critic D steps (official 5)
 
     def domain_names(self) -> List[str]:
-        names = [d.strip() for d in self.domains.split(",") if d.strip()]
-        return names or [f"domain{i}" for i in range(self.c_dim)]
+        return split_names(self.domains) or [f"domain{i}" for i in range(self.c_dim)]
 
     def validate(self) -> None:
         """Checks the settings; ``c_dim`` is set to the number of ``domains`` when those are named."""
-        names = [d.strip() for d in self.domains.split(",") if d.strip()]
+        names = split_names(self.domains)
         if len(set(names)) != len(names):
             raise ValueError(f"domains {self.domains!r} names a domain twice")
         if names:
@@ -88,16 +88,21 @@ class MultiDomainArgs:
             raise ValueError(f"n_masks must be at least 2 (foreground + background), got {self.n_masks}")
 
 
+def split_names(text: Optional[str]) -> List[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``: the one parser of comma-separated domain names."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
 @dataclass
 class StarGANArgs(MultiDomainArgs):
     attention: Literal["scheme1", "scheme2", "none"] = "none"  # StarGAN: tanh output, no attention
 
 
 def conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, transposed: bool = False):
-    """Conv (no bias, zero padding) → affine instance norm (per-instance statistics) → ReLU."""
-    conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(in_ch, out_ch, kernel, stride, padding, bias=False)
-    norm = nn.InstanceNorm2d(out_ch, affine=True)
-    return nn.Sequential(OrderedDict(conv=conv, norm=norm, act=nn.ReLU()))
+    """StarGAN's block: conv (no bias, zero padding; 4×4 transposed: no output padding) → affine instance norm
+    (per-instance statistics) → ReLU."""
+    layer = (nn.ConvTranspose2d if transposed else nn.Conv2d)(in_ch, out_ch, kernel, stride, padding, bias=False)
+    return ConvNormReLU(layer, nn.InstanceNorm2d(out_ch, affine=True))
 
 
 class ResidualBlock(nn.Module):
