@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import List, Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
