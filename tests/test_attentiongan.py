@@ -17,7 +17,7 @@ from unpaired.models import get_model
 from unpaired.models.attentiongan import AttentionGANArgs, AttentionGANGenerator
 from unpaired.models.attentiongan_s1 import AttentionGANS1Args, AttentionGANS1Generator, GlobalDiscriminator
 from unpaired.models.base import StepContext
-from unpaired.training.checkpoint import latest_checkpoint, load_training_state
+from unpaired.runfolder import latest_checkpoint, load_training_state
 from unpaired.training.trainer import Trainer
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "official"

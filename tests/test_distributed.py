@@ -14,7 +14,7 @@ import torch
 
 from unpaired.config import read_preset, resolve
 from unpaired.data import EndlessSampler
-from unpaired.training import checkpoint as ckpt
+from unpaired import runfolder as ckpt
 from unpaired.training.distributed import DistInfo, per_rank_batch, rank_state
 from unpaired.training.trainer import Trainer
 

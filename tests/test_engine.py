@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from unpaired.config import resolve
-from unpaired.training import checkpoint as ckpt
+from unpaired import runfolder as ckpt
 from unpaired.training.trainer import NonFiniteLossError, Trainer, lr_factor
 
 from conftest import TINY_CYCLEGAN

@@ -18,7 +18,7 @@ from unpaired.config import LossWeights, resolve
 from unpaired.models import get_model
 from unpaired.models.ugatit import UGATIT, UGATITArgs, UGATITDiscriminator, UGATITGenerator
 from unpaired.nn.spectral import SNConv2d, SNLinear
-from unpaired.training.checkpoint import latest_checkpoint, load_training_state
+from unpaired.runfolder import latest_checkpoint, load_training_state
 from unpaired.training.trainer import Trainer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official"

@@ -269,8 +269,23 @@ def resolve(preset: Optional[Dict[str, Any]] = None, overrides: Optional[List[st
         _update(getattr(cfg, section), dict(preset.get(section) or {}), section)
     for section, values in sets.items():
         _update(getattr(cfg, section), values, section)
+    size_arg = spec.size_arg
+    if size_arg and getattr(cfg.model, size_arg) is None:  # the one input size: derived, never written twice
+        setattr(cfg.model, size_arg, cfg.data.crop_size)
     validate(cfg)
     return cfg
+
+
+def check_input_size(cfg: RunConfig) -> None:
+    """A model tied to one input size (``ModelSpec.size_arg``) must be built for ``data.crop_size``. Resolving
+    derives it; a value set by hand that differs is refused here (by ``--dry-run`` and before training)."""
+    from .models import get_model
+
+    key = get_model(cfg.model_name).size_arg
+    if key and getattr(cfg.model, key) != cfg.data.crop_size:
+        raise ConfigError(f"model.{key} ({getattr(cfg.model, key)}) must equal data.crop_size ({cfg.data.crop_size}): "
+                          f"{cfg.model_name} is built for images of exactly that size; set data.crop_size alone "
+                          f"(model.{key} follows it)")
 
 
 def validate(cfg: RunConfig) -> None:

@@ -65,11 +65,11 @@ def find_examples(run_dir: Optional[Path] = None, data: Optional[Path] = None,
 
 def _data_root_of(run_dir: Optional[Path]) -> Optional[Path]:
     """The dataset folder a run was trained on (as written, or relative to the run's parent folder)."""
+    from .runfolder import read_config
+
     if run_dir is None or not (Path(run_dir) / "config.yaml").is_file():
         return None
-    import yaml
-
-    root = ((yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}).get("data") or {}).get("root")
+    root = (read_config(run_dir).get("data") or {}).get("root")
     if not root:
         return None
     for candidate in (Path(root), Path(run_dir).parent / root):
@@ -79,10 +79,10 @@ def _data_root_of(run_dir: Optional[Path]) -> Optional[Path]:
 
 
 def _describe(translator) -> str:
-    meta = next(iter(translator.meta.values()), {}) or {}
-    parts = [f"**{meta.get('model') or 'model'}**"]
-    if meta.get("step") is not None:
-        parts.append(f"{meta['step']} training steps")
+    card = next(iter(translator.cards.values()), None)
+    parts = [f"**{card.model if card else 'model'}**"]
+    if card is not None:
+        parts.append(f"{card.step} training steps")
     return ", ".join(parts)
 
 
@@ -121,7 +121,7 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
     ``translation``, ``attention-overlay``, ``attention-masks``, ``status``.
     """
     domains = translator.domains  # a multi-domain model: the choice is the target domain
-    fixed = domains and next(iter(translator.meta.values()), {}).get("target_domain")  # export with a built-in target
+    fixed = domains and next(iter(translator.cards.values())).target_domain  # an export with a built-in target
     directions = [fixed] if fixed else list(domains or translator.generators)
     choice = "target domain" if domains else "direction"  # what the radio buttons pick
 
@@ -190,23 +190,3 @@ def launch_demo(demo: gr.Blocks, host: str = "127.0.0.1", port: Optional[int] = 
     return demo.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=not block,
                        max_file_size=int(mb * 1024 * 1024), prevent_thread_lock=not block, ssr_mode=False,
                        mcp_server=False, pwa=False, show_error=True, css=CSS)
-
-
-def run_demo(args) -> int:
-    """``unpaired demo --checkpoint RUN [--host H] [--port N] [--data DIR] [--max-upload-mb MB]``."""
-    from .inference import Translator
-
-    translator = Translator.load(args.checkpoint, device=args.device)
-    run_dir = Path(args.checkpoint) if Path(args.checkpoint).is_dir() else None
-    examples = find_examples(run_dir, args.data, directions=list(translator.generators), domains=translator.domains)
-    if args.data and not examples:
-        where = "test/<domain>/" if translator.domains else "testA/ or testB/"
-        raise FileNotFoundError(f"--data {args.data}: no images in {where}")
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this address can use the demo")
-    demo = build_demo(translator, examples, args.max_upload_mb)
-    print(f"demo of {args.checkpoint} ({', '.join(translator.domains or translator.generators)}; "
-          f"{len(examples)} examples) "
-          f"on http://{args.host}:{args.port}  (Ctrl+C to stop)")
-    launch_demo(demo, args.host, args.port, args.max_upload_mb, block=True)
-    return 0

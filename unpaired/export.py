@@ -21,9 +21,9 @@ Multi-domain generators (``c_dim`` > 0) take the target too: by default as a sec
 then has the one ``input`` like a two-domain generator.
 
 ``content`` and ``cam_logit`` are training-time outputs and are not exported. Batch is always dynamic;
-H and W are dynamic unless the generator is tied to one size (``fixed_size``, U-GAT-IT full); then the
-input must be fixed_size × fixed_size. Otherwise H and W must be multiples of ``size_multiple``
-(``Translator`` pads to it). The JSON beside the file says which.
+H and W are dynamic unless the generator is tied to one size (its model card's ``input_size.fixed``, U-GAT-IT
+full); then the input must be fixed_size × fixed_size. Otherwise H and W must be multiples of ``size_multiple``
+(``Translator`` pads to it). The JSON beside the file says which, and embeds the model card (``card``).
 
 ONNX goes through the TorchScript-based ``torch.onnx.export(dynamo=False)``: it needs no onnxscript and
 exports these convolutional generators (reflection padding, instance norm, dynamic H/W) reliably on
@@ -41,7 +41,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -51,10 +50,11 @@ import torch
 from torch import Tensor, nn
 
 from .exported import OnnxGenerator, description_path, load_onnx_generator, onnx_session, read_export_info  # noqa: F401
-from .models.base import MULTI, GeneratorOutput
+from .models.base import GeneratorOutput
+from .runfolder import ModelCard, atomic_write_text
 
 __all__ = ["EXPORTED_FIELDS", "FORMATS", "ExportCheckError", "ExportWrapper", "OnnxGenerator",
-           "export_generator", "load_onnx_generator", "run_export"]
+           "export_generator", "load_onnx_generator"]
 
 FORMATS = ("onnx", "torchscript")
 #: GeneratorOutput fields an exported graph may return, in this order
@@ -101,27 +101,30 @@ class ExportWrapper(nn.Module):
 
 
 def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], example_size: int,
-                     opset: int = 17, tolerance: float = 1e-4, meta: Optional[dict] = None,
-                     target: Optional[Tensor] = None) -> dict:
+                     opset: int = 17, tolerance: float = 1e-4, meta: Union[ModelCard, dict, None] = None,
+                     target: Optional[Tensor] = None, source: Optional[dict] = None) -> dict:
     """Export ``generator`` to ``output`` (``fmt`` "onnx" or "torchscript"), check it against PyTorch, write
     ``<output>.json``; returns that description (with the check's numbers under ``"check"``).
 
     ``example_size``: the side of the tracing input, rounded up to the size multiple (ignored for
-    fixed-size generators). ``meta``: model name, args, direction, ... copied into the JSON.
+    fixed-size generators). ``meta``: the generator's ``ModelCard`` (or a dict with model, args, direction):
+    its input size rule decides the shapes; it is embedded in the JSON. ``source``: more to note there.
     ``target``: for a multi-domain generator, the 1×c_dim label to build in (default: a ``label`` input).
     Raises ``ExportCheckError`` above ``tolerance``: then ``output`` does not exist and the rejected
     file is kept as ``<output>.failed`` for inspection.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if meta is None:
+        raise ValueError("export_generator needs the generator's model card (meta=): it says which sizes it takes")
+    card = meta if isinstance(meta, ModelCard) else ModelCard.from_dict(meta)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     # a copy: the caller's module keeps its device, dtype and requires_grad; the saved graph needs no grad
     generator = copy.deepcopy(generator).float().cpu().eval().requires_grad_(False)
-    fixed = getattr(generator, "fixed_size", None)
-    multiple = int(getattr(generator, "size_multiple", 1) or 1)
+    fixed, multiple = card.input_size.fixed, card.input_size.multiple
     side = fixed or -(-int(example_size) // multiple) * multiple
-    c_dim = int(getattr(generator, "c_dim", 0) or 0) if target is None else 0  # > 0: a 'label' input
+    c_dim = len(card.domains or ()) if target is None else 0  # > 0: a 'label' input
     example = (_random_images((1, 3, side, side), seed=0), *_random_labels(1, c_dim, seed=0))
     with torch.no_grad():
         probe = generator(*example) if target is None else generator(example[0], target.float().reshape(1, -1))
@@ -144,7 +147,7 @@ def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], e
         except ExportCheckError as e:  # wrong output shapes
             _reject(tmp, output)
             raise ExportCheckError(f"{e}; rejected file kept as {output.name}.failed", e.report) from None
-        info = describe(fmt, output, generator, probe, fields, example_size=side, opset=opset, meta=meta,
+        info = describe(fmt, output, card, probe, fields, example_size=side, opset=opset, source=source,
                         c_dim=c_dim)
         info["check"] = check
         if not check["passed"]:
@@ -157,8 +160,6 @@ def export_generator(generator: nn.Module, fmt: str, output: Union[str, Path], e
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)  # an exporter error leaves no half-written file behind
-    from .training.checkpoint import atomic_write_text
-
     atomic_write_text(description_path(output), json.dumps(info, indent=2) + "\n")
     return info
 
@@ -272,12 +273,11 @@ def _diff_text(check: dict) -> str:
 # the description written beside the file
 
 
-def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutput, fields: Sequence[str],
-             example_size: int, opset: int, meta: Optional[dict], c_dim: int = 0) -> dict:
+def describe(fmt: str, output: Path, card: ModelCard, probe: GeneratorOutput, fields: Sequence[str],
+             example_size: int, opset: int, source: Optional[dict] = None, c_dim: int = 0) -> dict:
     from . import __version__
 
-    fixed = getattr(generator, "fixed_size", None)
-    multiple = int(getattr(generator, "size_multiple", 1) or 1)
+    fixed, multiple = card.input_size.fixed, card.input_size.multiple
     h, w = ((fixed, fixed) if fixed else ("height", "width"))
     outputs = []
     for name in fields:
@@ -289,7 +289,6 @@ def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutpu
             spatial = list(t.shape[-2:]) if fixed else [h, w]
         outputs.append({"name": name, "shape": ["batch", int(t.shape[1]), *spatial], "dtype": "float32",
                         "range": OUTPUT_RANGES[name], "meaning": OUTPUT_MEANINGS[name]})
-    meta = dict(meta or {})
     inputs = [{"name": "input", "shape": ["batch", 3, h, w], "dtype": "float32", "range": [-1.0, 1.0],
                "meaning": INPUT_MEANING}]
     if c_dim:
@@ -298,14 +297,15 @@ def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutpu
     info = {
         "format": fmt,
         "file": output.name,
-        "model": meta.pop("model", None),
-        "args": meta.pop("args", None),
-        "direction": meta.pop("direction", None),
-        "domains": meta.pop("domains", None),
-        "target_domain": meta.pop("target_domain", None),
+        "model": card.model,
+        "args": card.args,
+        "direction": card.direction,
+        "domains": card.domains,
+        "target_domain": card.target_domain,
         "inputs": inputs,
         "outputs": outputs,
         "normalisation": {"input": "x / 127.5 - 1 (8-bit RGB -> [-1, 1])", "output": "(y + 1) * 127.5"},
+        "card": card.to_dict(),
         "size_multiple": multiple,
         "fixed_size": fixed,
         "dynamic_axes": ["batch"] if fixed else ["batch", "height", "width"],
@@ -316,57 +316,5 @@ def describe(fmt: str, output: Path, generator: nn.Module, probe: GeneratorOutpu
     }
     if fmt != "onnx":
         info.pop("dynamic_axes")  # a trace keeps no axis names; sizes follow the rules above
-    info["source"] = meta
+    info["source"] = dict(source or {})
     return info
-
-
-# ----------------------------------------------------------------------------------------------------------
-# the command
-
-
-def run_export(args) -> int:
-    """``unpaired export``: load the generator of ``args.direction``, export, check, describe."""
-    from .inference import Translator
-
-    if args.format == "onnx":
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError as e:
-            print(f"unpaired export: error: ONNX export needs onnx and onnxruntime: pip install 'unpaired[export]' "
-                  f"({e})", file=sys.stderr)
-            return 2
-    translator = Translator.load(args.checkpoint, device="cpu", directions=(args.direction,))
-    domains, target = translator.domains, None
-    direction = MULTI if domains is not None else args.direction
-    try:
-        generator = translator.generator(direction)
-        if args.target_domain:  # a multi-domain model with its target built in
-            target = translator.label_for(args.target_domain)
-    except (KeyError, ValueError) as e:
-        print(f"unpaired export: error: --target-domain: {e.args[0]}" if args.target_domain else
-              f"unpaired export: error: {e.args[0]}", file=sys.stderr)
-        return 2
-    if isinstance(generator, OnnxGenerator):
-        print("unpaired export: error: --checkpoint is already an exported file; export from a run folder, "
-              "a generator .safetensors or a step_N.pt", file=sys.stderr)
-        return 2
-    meta = dict(translator.meta.get(direction, {}))
-    meta.setdefault("direction", direction)
-    meta["checkpoint"] = str(args.checkpoint)
-    if domains is not None:
-        meta.update(domains=domains, target_domain=args.target_domain)
-    size = args.size or meta.get("crop_size") or 256
-    try:
-        info = export_generator(generator, args.format, args.output, size, opset=args.opset,
-                                tolerance=args.tolerance, meta=meta, target=target)
-    except ExportCheckError as e:
-        print(f"unpaired export: FAILED: {e}", file=sys.stderr)
-        return 1
-    check = info["check"]
-    shapes = ", ".join("×".join(map(str, s)) for s in check["input_shapes"])
-    print(f"checked {args.format} ({check['runtime']}) against PyTorch on inputs {shapes}: "
-          f"max abs difference {check['max_diff']:.2e} ({_diff_text(check)}) <= tolerance {args.tolerance:g}")
-    print(f"exported {info['model']} {info['direction']} to {args.output} (outputs: "
-          f"{', '.join(o['name'] for o in info['outputs'])}); description in {description_path(Path(args.output))}")
-    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -71,10 +71,19 @@ def read_export_info(path: Union[str, Path]) -> dict:
                             "(re-export with `unpaired export`)")
 
 
-def load_onnx_generator(path: Union[str, Path]) -> Tuple[OnnxGenerator, dict]:
-    """(generator, meta) for ``Translator``: meta carries model, args and direction as a run's JSON does."""
+def load_onnx_generator(path: Union[str, Path]):
+    """(generator, its ``ModelCard``) for ``Translator``. The card is the one the export embedded (its input size
+    is the exported graph's: fixed when the export fixed H and W)."""
+    from .runfolder import InputSize, ModelCard
+
     info = read_export_info(path)
-    meta = {"model": info.get("model"), "args": info.get("args"), "direction": info.get("direction") or "AtoB",
-            "target_domain": info.get("target_domain"), "exported": str(path),
-            **{k: v for k, v in (info.get("source") or {}).items() if k not in ("model",)}}
-    return OnnxGenerator(path, info), meta
+    if "card" in info:
+        card = ModelCard.from_dict(info["card"], str(path))
+    else:  # exported before the card: the description's own keys
+        card = ModelCard.from_dict({"model": info.get("model"), "args": info.get("args"),
+                                    "direction": info.get("direction") or "AtoB",
+                                    "target_domain": info.get("target_domain"),
+                                    "unpaired_version": info.get("unpaired_version")}, str(path))
+        card.input_size = InputSize(train=card.input_size.train, multiple=int(info.get("size_multiple") or 1),
+                                    fixed=info.get("fixed_size"))
+    return OnnxGenerator(path, info), card

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import host_memory
-from .models.base import DIRECTIONS, MULTI, GeneratorOutput, normalise_heatmap
+from .data import target_label  # noqa: F401  (re-exported: the label of named target domains)
+from .models.base import DIRECTIONS, MULTI, GeneratorOutput, InputSize, normalise_heatmap
+from .runfolder import ModelCard, generators_from_training_state, latest_checkpoint, load_generator
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
 
@@ -54,71 +56,66 @@ class Translation:
         return Image.fromarray((base * (1 - a) + red * a).astype(np.uint8))
 
 
-def target_label(names: Sequence[str], wanted: Sequence[str]) -> torch.Tensor:
-    """The 1×len(names) label with a 1 at each ``wanted`` domain name (unknown names are refused)."""
-    label = torch.zeros(1, len(names))
-    for name in wanted:
-        if name not in names:
-            from .data import UnknownDomainError
-
-            raise UnknownDomainError(f"unknown target domain {name!r}; this model knows {', '.join(names)}")
-        label[0, list(names).index(name)] = 1.0
-    return label
-
-
 class Translator:
-    def __init__(self, generators: Dict[str, torch.nn.Module], meta: Dict[str, dict], device="cpu",
+    def __init__(self, generators: Dict[str, torch.nn.Module], cards: Dict[str, Union[ModelCard, dict]], device="cpu",
                  keep_cpu_memory: bool = True):
-        """``keep_cpu_memory`` (CPU, glibc): freed tensor memory stays in the process for the next image instead
+        """``cards``: direction -> the generator's ``ModelCard`` (or a dict with at least model, args, direction).
+        ``keep_cpu_memory`` (CPU, glibc): freed tensor memory stays in the process for the next image instead
         of going back to the kernel (:mod:`unpaired.host_memory`; 1.28x the images/s at 256 px, batch 8)."""
-        self.generators, self.meta, self.device = generators, meta, torch.device(device)
+        self.generators, self.device = generators, torch.device(device)
+        self.cards = {d: c if isinstance(c, ModelCard) else ModelCard.from_dict(c) for d, c in cards.items()}
         if keep_cpu_memory and self.device.type == "cpu":
             host_memory.keep_freed_memory()
 
     @classmethod
     def load(cls, source: Union[str, Path], device: str = "cpu",
              directions: Sequence[str] = DIRECTIONS) -> "Translator":
-        from .training.checkpoint import latest_checkpoint, load_generator
-
         source = Path(source)
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such run folder or checkpoint file")
-        generators, meta = {}, {}
+        generators, cards = {}, {}
         directions = tuple(dict.fromkeys((*directions, MULTI)))  # a multi-domain model's one generator, if any
         if source.is_dir():
             for direction in directions:
                 weights = source / "generators" / f"{direction}.safetensors"
                 if weights.exists():
-                    generators[direction], meta[direction] = load_generator(weights, device)
+                    generators[direction], cards[direction] = load_generator(weights, device)
             if not generators:
                 last = latest_checkpoint(source)
                 if last is None:
                     raise FileNotFoundError(f"{source}: no generators/*.safetensors and no checkpoints/step_*.pt")
                 return cls.load(last, device, directions)
         elif source.suffix == ".safetensors":
-            module, info = load_generator(source, device)
-            generators[info.get("direction", "AtoB")], meta[info.get("direction", "AtoB")] = module, info
+            module, card = load_generator(source, device)
+            generators[card.direction], cards[card.direction] = module, card
         elif source.suffix == ".pt":
-            generators, meta = _generators_from_training_state(source, device, directions)
+            generators, cards = generators_from_training_state(source, device, directions)
         elif source.suffix == ".onnx":  # an `unpaired export` file, run by onnxruntime
             from .exported import load_onnx_generator
 
-            module, info = load_onnx_generator(source)
-            generators[info["direction"]], meta[info["direction"]] = module, info
+            module, card = load_onnx_generator(source)
+            generators[card.direction], cards[card.direction] = module, card
         else:
             raise ValueError(f"{source}: expected a run folder, a .safetensors generator, a step_N.pt checkpoint "
                              "or an exported .onnx file")
-        return cls(generators, meta, device)
+        return cls(generators, cards, device)
+
+    @property
+    def meta(self) -> Dict[str, dict]:
+        """The cards as dicts (read-only view, for scripts written before ``cards``)."""
+        return {d: c.to_dict() for d, c in self.cards.items()}
 
     @property
     def domains(self) -> Optional[List[str]]:
         """The target domains of a multi-domain model, in label order; None for two-domain models."""
         if MULTI not in self.generators:
             return None
-        meta = self.meta[MULTI]
-        from .models import get_model
+        card = self.cards[MULTI]
+        return list(card.domains) if card.domains else card.model_args().domain_names()
 
-        return get_model(meta["model"]).args(**meta["args"]).domain_names()
+    def input_size(self, direction: Optional[str] = None) -> InputSize:
+        """How ``direction``'s generator takes images (its card's rule)."""
+        return self.cards[self._key(direction)].input_size
 
     def label_for(self, target) -> torch.Tensor:
         """The 1×c_dim label of ``target``: a domain name, a list of names (multi-label: those on) or a vector."""
@@ -134,35 +131,38 @@ class Translator:
                                  f"({', '.join(names)})")
             return label
         wanted = [target] if isinstance(target, str) else list(target)
-        multi = bool(self.meta[MULTI]["args"].get("multi_label"))
+        multi = bool(self.cards[MULTI].args.get("multi_label"))
         if len(wanted) != 1 and not multi:
             raise ValueError(f"target {target!r}: the domains are exclusive; name exactly one of "
                              f"{', '.join(names)}")
         return target_label(names, wanted)
 
-    def _resolve(self, direction: Optional[str], target) -> Tuple[torch.nn.Module, Optional[torch.Tensor]]:
-        """(generator, label or None) for a direction or a target domain."""
+    def _resolve(self, direction: Optional[str], target) -> Tuple[str, Optional[torch.Tensor]]:
+        """(generator key, label or None) for a direction or a target domain."""
         if target is None and (MULTI not in self.generators or direction not in (None, MULTI)):
-            return self.generator(direction), None
+            return self._key(direction), None
         if MULTI not in self.generators:
             self.label_for(target)  # raises: a two-domain model takes no target
         if target is None:
             raise ValueError(f"this model translates to a target domain: pass target= one of "
                              f"{', '.join(self.domains)}")
-        fixed = self.meta[MULTI].get("target_domain")  # an export with its target built in
+        fixed = self.cards[MULTI].target_domain  # an export with its target built in
         if fixed is not None:
             if target != fixed:
                 raise ValueError(f"this exported file always translates to {fixed!r}, not {target!r}")
-            return self.generators[MULTI], None
-        return self.generators[MULTI], self.label_for(target)
+            return MULTI, None
+        return MULTI, self.label_for(target)
 
-    def generator(self, direction: Optional[str] = None) -> torch.nn.Module:
-        """The module for ``direction`` (default: AtoB, or the one generator of a multi-domain model)."""
+    def _key(self, direction: Optional[str]) -> str:
         if direction is None:
             direction = "AtoB" if "AtoB" in self.generators or not self.generators else next(iter(self.generators))
         if direction not in self.generators:
             raise KeyError(f"direction {direction!r} not available; this checkpoint has {', '.join(self.generators)}")
-        return self.generators[direction]
+        return direction
+
+    def generator(self, direction: Optional[str] = None) -> torch.nn.Module:
+        """The module for ``direction`` (default: AtoB, or the one generator of a multi-domain model)."""
+        return self.generators[self._key(direction)]
 
     @torch.no_grad()
     def translate(self, image: ImageLike, direction: Optional[str] = None, target=None) -> Translation:
@@ -172,7 +172,8 @@ class Translator:
     def translate_batch(self, images: Sequence[ImageLike], direction: Optional[str] = None,
                         target=None) -> List[Translation]:
         """Translate images (batched where sizes agree); outputs have each input's own size."""
-        generator, label = self._resolve(direction, target)
+        key, label = self._resolve(direction, target)
+        generator, rule = self.generators[key], self.cards[key].input_size
         tensors, sources = zip(*[_as_tensor(im) for im in images]) if images else ((), ())
         results: List[Optional[Translation]] = [None] * len(tensors)
         groups: Dict[Tuple[int, int], List[int]] = {}
@@ -181,7 +182,7 @@ class Translator:
         for size, idx in groups.items():
             batch = torch.stack([tensors[i] for i in idx]).to(self.device)
             labels = None if label is None else label.to(self.device).expand(len(idx), -1)
-            out = run_any_size(generator, batch, labels)
+            out = run_any_size(generator, batch, labels, size=rule)
             for j, i in enumerate(idx):
                 results[i] = _to_translation(out, j, size, sources[i])
         return results
@@ -202,17 +203,18 @@ def load_model(source: Union[str, Path], direction: Optional[str] = None, device
     return Translator.load(source, device, directions=(direction or "AtoB",)).generator(direction)
 
 
-def run_any_size(generator: torch.nn.Module, batch: torch.Tensor,
-                 label: Optional[torch.Tensor] = None) -> GeneratorOutput:
+def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optional[torch.Tensor] = None, *,
+                 size: InputSize) -> GeneratorOutput:
     """Run ``generator`` on N×3×H×W of any H, W (and, for a multi-domain generator, the N×c_dim target
-    ``label``): pad to its size multiple (or resize to its fixed size) and crop (or resize) the outputs back."""
+    ``label``) by its card's rule ``size``: pad to the size multiple (or resize to the fixed size) and crop
+    (or resize) the outputs back."""
     h, w = batch.shape[-2:]
-    fixed = getattr(generator, "fixed_size", None)
+    fixed = size.fixed
     extra = () if label is None else (label,)
     if fixed:
         out = generator(F.interpolate(batch, size=(fixed, fixed), mode="bilinear", align_corners=False), *extra)
         return _map_spatial(out, lambda x: F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False))
-    m = getattr(generator, "size_multiple", 1)
+    m = size.multiple
     ph, pw = (-h) % m, (-w) % m
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
@@ -269,30 +271,6 @@ def _as_tensor(image) -> Tuple[torch.Tensor, Optional[str]]:
             raise TypeError(f"tensor images must be 3×H×W in [-1, 1], got shape {tuple(image.shape)}")
         return image.float(), name
     raise TypeError(f"cannot translate a {type(image).__name__}")
-
-
-def _generators_from_training_state(path: Path, device, directions):
-    import dataclasses
-
-    from .config import resolve
-    from .models import get_model
-    from .training.checkpoint import load_training_state
-
-    state = load_training_state(path)
-    cfg = resolve(state["config"])
-    spec = get_model(cfg.model_name)
-    generators, meta = {}, {}
-    for direction in directions:
-        prefix = f"generators.{direction}."
-        weights = {k[len(prefix):]: v for k, v in state["method"].items() if k.startswith(prefix)}
-        if not weights:
-            continue
-        module = spec.build_generator(cfg.model)
-        module.load_state_dict(weights)
-        generators[direction] = module.to(device).eval()
-        meta[direction] = {"model": cfg.model_name, "args": dataclasses.asdict(cfg.model), "direction": direction,
-                           "step": state["step"], "crop_size": cfg.data.crop_size}
-    return generators, meta
 
 
 def expand_inputs(patterns: Sequence[str]) -> List[Path]:

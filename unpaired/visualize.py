@@ -1,5 +1,5 @@
-"""Contact sheets: input | translation | attention (| ground-truth mask) per row, with a header line;
-``unpaired compare`` (several models side by side)."""
+"""Contact sheets: input | translation | attention (| ground-truth mask) per row, with a header line; several
+models side by side (``unpaired compare``)."""
 
 from __future__ import annotations
 
@@ -68,32 +68,3 @@ def sheet(rows: List[List[Image.Image]], headers: Sequence[str], cell: int = 96)
         for c, image in enumerate(row):
             out.paste(image.resize((cell, cell), Image.NEAREST), (pad + c * (cell + pad), top + pad + r * (cell + pad)))
     return out
-
-
-def run_compare(args) -> int:
-    """``unpaired compare``: one column per model (multi-domain models: per model and target domain)."""
-    from types import SimpleNamespace
-
-    from .cli import CLIError, _targets
-    from .data import check_files
-    from .inference import Translator, expand_inputs
-
-    paths = expand_inputs(args.input)[: args.max_rows]
-    problems = check_files(paths)
-    if problems:
-        raise CLIError("cannot read these inputs:\n" + "\n".join(f"  {p}: {why}" for p, why in problems))
-    names = args.names.split(",") if args.names else [Path(c).name for c in args.checkpoint]
-    if len(names) != len(args.checkpoint):
-        raise CLIError(f"--names gives {len(names)} names for {len(args.checkpoint)} checkpoints")
-    results = {}
-    for name, checkpoint in zip(names, args.checkpoint):
-        translator = Translator.load(checkpoint, device=args.device, directions=(args.direction,))
-        targets = _targets(SimpleNamespace(target_domain=args.target_domain, checkpoint=checkpoint), translator.domains)
-        for target in targets or [None]:
-            column = name if target is None else f"{name} {target}"
-            results[column] = list(translator.translate_files(paths, args.direction, args.batch_size, target=target))
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    comparison(paths, results, cell=args.cell).save(args.output)
-    what = "to " + ", ".join(targets) if targets else args.direction
-    print(f"compared {len(names)} model(s) on {len(paths)} image(s) {what}: {args.output}")
-    return 0

@@ -98,20 +98,28 @@ def convert(theirs: Mapping[str, torch.Tensor], table: Iterable[Row], ours: Mapp
 
 def write_run(out: Path, model: Dict[str, object], state: Dict[str, torch.Tensor], *, step: int = 0,
               overrides: Sequence[str] = (), partial: Sequence[str] = ()) -> Path:
-    """Write a run folder (config.yaml, checkpoints/step_N.pt, generators/*) holding ``state``.
+    """Write a run folder (config.yaml, checkpoints/step_N.pt, generators/* with their cards) holding ``state``.
 
     ``model``: the ``model`` config section (``name`` and arguments). ``state``: our method's state dict;
-    networks named in ``partial`` (e.g. ``"discriminators"``) may be absent and keep their fresh weights.
+    networks named in ``partial`` (e.g. ``"discriminators"``) may be absent and keep fresh weights (initialised
+    as the trainer would, from ``train.seed``). The checkpoint holds weights only; ``--resume`` starts fresh
+    optimisers from it.
     """
+    import random
+
+    from .. import runfolder
     from ..config import resolve
-    from ..training.trainer import Trainer
+    from ..models import get_model
+    from ..nn.init import init_weights
 
     out = Path(out)
     if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
         raise FileExistsError(f"{out} already holds checkpoints; import into a new folder")
     cfg = resolve({"model": dict(model)}, [*overrides, "train.device=cpu"])
-    trainer = Trainer(cfg, out, progress=False)
-    expected = trainer.method.state_dict()
+    random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+    method = init_weights(get_model(cfg.model_name).build(cfg.model, cfg.loss), cfg.train.init, cfg.train.init_gain)
+    expected = method.state_dict()
     missing = [k for k in expected if k not in state and not any(k.startswith(p + ".") for p in partial)]
     extra = [k for k in state if k not in expected]
     if missing or extra:
@@ -119,9 +127,9 @@ def write_run(out: Path, model: Dict[str, object], state: Dict[str, torch.Tensor
                              f"missing {missing[:3]}, unexpected {extra[:3]}")
     merged = dict(expected)
     merged.update(state)
-    trainer.method.load_state_dict(merged)
-    trainer.step = step
-    return trainer.save()
+    method.load_state_dict(merged)
+    runfolder.write_config(out, cfg)
+    return runfolder.write_run(out, cfg, {"step": step, "method": method.state_dict()}, method.generators)
 
 
 def prefixed(prefix: str, state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ import torch
 
 from . import ImportMismatch, Row, convert, load_official, write_run
 from .attentiongan import _count, _ours, _rows, _shape, identify
+from ..models.multidomain import split_names
 
 AFFINE = ("weight", "bias")
 RUNNING = ("running_mean", "running_var", "num_batches_tracked")  # unused by the official test: dropped
@@ -98,11 +99,12 @@ def _import(inputs: Sequence[Path], out: Path, expected: str, domains: Optional[
             raise ImportMismatch(f"{found['D']}: its classifier (conv2) has a different number of domains "
                                  f"than {found['G']} (c_dim {model['c_dim']})")
         model.update(d)
-    names = [n.strip() for n in (domains or "").split(",") if n.strip()]
+    names = split_names(domains)
     if names and len(names) != model["c_dim"]:
         raise ImportMismatch(f"--domains names {len(names)} domains, "
                              f"the checkpoint has c_dim = {model['c_dim']}")
     model["domains"] = ",".join(names or [f"domain{i}" for i in range(int(model["c_dim"]))])
+    model["image_size"] = size = int(model.get("image_size", 128))  # from the D's classifier; official default 128
     ours_all = _ours(model)
     n_blocks = int(model["n_blocks"])
     jobs = [("G", "generators.multi", generator_rows(n_blocks, "generators.multi"),
@@ -114,8 +116,6 @@ def _import(inputs: Sequence[Path], out: Path, expected: str, domains: Optional[
     for role, prefix, rows, ignored in jobs:
         ours = {k: v for k, v in ours_all.items() if k.startswith(prefix + ".")}
         state.update(convert(theirs[role], rows, ours, str(found[role]), optional_theirs=ignored))
-    size = int(model.get("image_size", 128))
-    model["image_size"] = size
     return write_run(out, model, state, partial=() if "D" in theirs else ("discriminators",),
                      overrides=[f"data.load_size={size}", f"data.crop_size={size}"])
 

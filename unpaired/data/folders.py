@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .images import IMAGE_EXTENSIONS, BadImageError, check_folder, list_images, load_rgb
+from .images import IMAGE_EXTENSIONS, BadImageError, check_files, check_folder, list_images, load_rgb
 from .transforms import TestTransform, to_tensor
 
 __all__ = ["UnpairedFolders", "EndlessSampler", "ImageFiles", "test_split", "endless_loader"]
@@ -284,3 +284,17 @@ def test_split(root: str | os.PathLike, domain: str, size: int, resize: str = "b
 
 
 test_split.__test__ = False  # not a pytest test function
+
+
+def load_split(folder: Path, size: int | None, resize: str = "bicubic", limit: int | None = None) -> tuple:
+    """(paths, N×3×H×W tensor in [-1, 1]) of a folder's images, all checked first (unreadable ones named)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: split folder not found")
+    paths = list_images(folder)[:limit]
+    if not paths:
+        raise FileNotFoundError(f"{folder}: the split holds no images")
+    bad = check_files(paths)
+    if bad:
+        raise BadImageError("unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in bad))
+    transform = TestTransform(size, resize) if size else (lambda im: to_tensor(im))
+    return paths, torch.stack([transform(load_rgb(p)) for p in paths])

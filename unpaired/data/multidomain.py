@@ -41,6 +41,16 @@ class UnknownDomainError(ValueError):
     """A domain or attribute name that the data does not have; the message names it and lists the known."""
 
 
+def target_label(names: Sequence[str], wanted: Sequence[str]) -> torch.Tensor:
+    """The 1×len(names) label with a 1 at each ``wanted`` domain name (unknown names are refused)."""
+    label = torch.zeros(1, len(names))
+    for name in wanted:
+        if name not in names:
+            raise UnknownDomainError(f"unknown target domain {name!r}; this model knows {', '.join(names)}")
+        label[0, list(names).index(name)] = 1.0
+    return label
+
+
 def select(available: Sequence[str], wanted: Sequence[str] | None, where: str) -> list[int]:
     """Indices of ``wanted`` in ``available`` (all of them when ``wanted`` is empty)."""
     if not wanted:

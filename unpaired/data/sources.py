@@ -25,27 +25,21 @@ def dataset_kind(cfg) -> str:
     return get_model(cfg.model_name).dataset
 
 
-def _check_size(cfg) -> None:
-    from ..config import ConfigError
-    from ..models import get_model
-
-    key = get_model(cfg.model_name).size_key
-    if key and getattr(cfg.model, key) != cfg.data.crop_size:
-        raise ConfigError(f"model.{key} ({getattr(cfg.model, key)}) must equal data.crop_size ({cfg.data.crop_size}): "
-                          f"{cfg.model_name} is built for images of exactly that size")
-
-
 def _is_table(root: str) -> bool:
     return Path(root).suffix.lower() == ".csv"
 
 
 def _wanted(cfg):
-    return [d.strip() for d in cfg.model.domains.split(",") if d.strip()] or None
+    from ..models.multidomain import split_names
+
+    return split_names(cfg.model.domains) or None
 
 
 def complete_config(cfg) -> None:
     """Check the settings against the data and fill in the data-derived model settings (multi-domain)."""
-    _check_size(cfg)
+    from ..config import check_input_size
+
+    check_input_size(cfg)
     if dataset_kind(cfg) != "multidomain":
         return
     from ..config import ConfigError

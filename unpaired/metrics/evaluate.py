@@ -11,7 +11,6 @@ and optionally written to ``--json``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -19,7 +18,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..models.base import normalise_heatmap
+from ..data import load_split  # noqa: F401  (re-exported: benchmarks read splits through it)
+from ..models.base import InputSize, normalise_heatmap
 from .extractor import domain_accuracy, is_extractor_file
 
 KNOWN_METRICS = ("fid", "kid", "masks", "accuracy", "region")
@@ -27,22 +27,6 @@ KNOWN_METRICS = ("fid", "kid", "masks", "accuracy", "region")
 
 class EvaluationError(ValueError):
     """A request ``unpaired evaluate`` cannot serve (metric, extractor or data), said in one line."""
-
-
-def load_split(folder: Path, size: Optional[int], resize: str = "bicubic", limit: Optional[int] = None) -> tuple:
-    """(paths, N×3×H×W tensor in [-1, 1]) of a folder's images, all checked first (unreadable ones named)."""
-    from ..data import BadImageError, TestTransform, check_files, list_images, load_rgb, to_tensor
-
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: split folder not found")
-    paths = list_images(folder)[:limit]
-    if not paths:
-        raise FileNotFoundError(f"{folder}: the split holds no images")
-    bad = check_files(paths)
-    if bad:
-        raise BadImageError("unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in bad))
-    transform = TestTransform(size, resize) if size else (lambda im: to_tensor(im))
-    return paths, torch.stack([transform(load_rgb(p)) for p in paths])
 
 
 def _load_masks(folder: Path, paths: Sequence[Path], size) -> Optional[torch.Tensor]:
@@ -56,16 +40,16 @@ def _load_masks(folder: Path, paths: Sequence[Path], size) -> Optional[torch.Ten
 
 @torch.no_grad()
 def translate_tensors(generator, images: torch.Tensor, batch_size: int, device,
-                      label: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                      label: Optional[torch.Tensor] = None, *, size: InputSize) -> Dict[str, torch.Tensor]:
     """Translated images and the predicted foreground (attention, or the heatmap scaled to [0, 1]);
-    ``label`` (1×c) is the target of a multi-domain generator."""
+    ``label`` (1×c) is the target of a multi-domain generator; ``size``: its card's input-size rule."""
     from ..inference import run_any_size
 
     fakes, fgs = [], []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
         labels = None if label is None else label.to(device).expand(len(batch), -1)
-        out = run_any_size(generator, batch, labels)
+        out = run_any_size(generator, batch, labels, size=size)
         fakes.append(out.image.float().cpu())
         fg = out.foreground()
         if fg is None and out.heatmap is not None:
@@ -108,12 +92,12 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
     results = []
     for direction in directions:
         source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
-        generator = translator.generator(direction)
-        size = translator.meta.get(direction, {}).get("crop_size")
+        generator, rule = translator.generator(direction), translator.cards[direction].input_size
+        size = rule.train
         started = time.time()
         src_paths, sources = load_split(data / f"{split}{source}", size, limit=limit)
         real_paths, reals = load_split(data / f"{split}{target}", size, limit=limit)
-        out = translate_tensors(generator, sources, batch_size, device)
+        out = translate_tensors(generator, sources, batch_size, device, size=rule)
         row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
                                   "n_real": len(reals), "size": size}
         row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources))
@@ -141,7 +125,8 @@ def _evaluate_targets(translator, data: Path, split: str, metrics, scoring: dict
 
     if "masks" in metrics:
         raise EvaluationError("--metrics masks: multi-domain data has no ground-truth masks; use fid, kid, accuracy")
-    size = translator.meta[MULTI].get("crop_size")
+    rule = translator.cards[MULTI].input_size
+    size = rule.train
     generator = translator.generator()
     loaded = {d: load_split(data / split / d, size, limit=limit) for d in translator.domains}
     results = []
@@ -149,7 +134,8 @@ def _evaluate_targets(translator, data: Path, split: str, metrics, scoring: dict
         started = time.time()
         sources = torch.cat([images for d, (_, images) in loaded.items() if d != target])
         real_paths, reals = loaded[target]
-        out = translate_tensors(generator, sources, batch_size, scoring["device"], translator.label_for(target))
+        out = translate_tensors(generator, sources, batch_size, scoring["device"], translator.label_for(target),
+                                size=rule)
         row: Dict[str, object] = {"direction": f"to {target}", "target": target, "split": split,
                                   "n_source": len(sources), "n_real": len(reals), "size": size}
         row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources))
@@ -196,27 +182,3 @@ def format_table(results: List[Dict[str, object]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
-
-
-def run_evaluate(args) -> int:
-    from ..inference import Translator
-    from . import report
-
-    directions = ("AtoB", "BtoA") if args.direction == "both" else (args.direction,)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    translator = Translator.load(args.checkpoint, device=args.device, directions=directions)
-    results = evaluate(translator, Path(args.data), split=args.split, directions=directions, metrics=metrics,
-                       feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
-                       kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device,
-                       region=args.region)
-    print(format_table(results))
-    checkpoint = Path(args.checkpoint)
-    run_dir = checkpoint if checkpoint.is_dir() else None
-    step = max((m.get("step", 0) or 0) for m in translator.meta.values())
-    for row in results:
-        row.update(checkpoint=str(checkpoint), step=step, data=str(args.data))
-        if run_dir is not None:
-            report(run_dir, row)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0

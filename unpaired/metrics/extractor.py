@@ -47,7 +47,7 @@ def dataset_classes(data: Path, split: str) -> List[Tuple[str, Path]]:
 
 
 def _load_classes(data: Path, split: str, size: int) -> Tuple[List[str], torch.Tensor, torch.Tensor]:
-    from .evaluate import load_split
+    from ..data import load_split
 
     names, images, labels = [], [], []
     for k, (name, folder) in enumerate(dataset_classes(data, split)):
@@ -83,7 +83,7 @@ def train_extractor(data: Path, out: Path, *, size: int = 64, epochs: int = 12, 
     """Train the ResNet-18 domain classifier on ``split`` and write it to ``out``; returns its description."""
     from safetensors.torch import save_file
 
-    from ..training.checkpoint import atomic_write
+    from ..runfolder import atomic_write
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from torch import nn
 
-from .base import TranslationMethod
+from .base import InputSize, TranslationMethod
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,17 @@ class ModelSpec:
     # the training data it reads: "unpaired" (trainA/ trainB/) or "multidomain" (train/<domain>/, or a CSV
     # of attributes); unpaired/data/sources.py builds it
     dataset: str = "unpaired"
-    # the ``model.*`` setting that must equal ``data.crop_size`` (networks tied to one input size), if any
-    size_key: Optional[str] = None
+    # the input size is set once, as ``data.crop_size``; ``size_arg`` names the ``model.*`` argument derived from
+    # it, for networks tied to one size (U-GAT-IT full's MLP, the multi-domain D's classifier)
+    size_arg: Optional[str] = None
+    # True: the generator itself takes only images of that size (else any size, padded to ``size_multiple``)
+    fixed_input: bool = False
+    size_multiple: int = 4  # H and W of a generator input must divide by it (two stride-2 convolutions)
+
+    def input_size(self, args: Any, train: Optional[int] = None) -> InputSize:
+        """The size rule of this model's generator with arguments ``args``, trained at ``train`` px."""
+        fixed = getattr(args, self.size_arg) if self.fixed_input else None
+        return InputSize(train=train if train is not None else fixed, multiple=self.size_multiple, fixed=fixed)
 
 
 MODELS: Dict[str, ModelSpec] = {}

@@ -1,4 +1,7 @@
-"""AttentionGAN, generation Scheme II (Tang et al., TNNLS 2021), and AttentionGAN-geo.
+"""AttentionGAN (Tang et al., TNNLS 2021): generation Scheme II, AttentionGAN-geo, generation Scheme I, and the
+attention-guided discriminator, as one method (``AttentionGAN(scheme=2|1)``) built from CycleGAN's loss
+terms (``cycle.py``: functions, no subclassing). Scheme I's networks (generator, global D) and its settings
+are in ``attentiongan_s1.py``, its losses here (``scheme1_generator_loss``; see that file's docstring).
 
 The generator, as the paper's figure draws it::
 
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -52,9 +56,9 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..nn.blocks import PatchGANDiscriminator, ResnetDecoder, ResnetEncoder
-from . import ModelSpec, register
-from .base import GeneratorOutput, LossOutput, StepContext
-from .cyclegan import CycleGAN
+from . import ModelSpec, cycle, register
+from .attentiongan_s1 import S1_DEFAULTS, AttentionGANS1Args, AttentionGANS1Generator, GlobalDiscriminator
+from .base import DIRECTIONS, GeneratorOutput, LossOutput, Phase, StepContext, TranslationMethod
 
 
 @dataclass
@@ -134,29 +138,78 @@ def attention_pair(mask: Tensor, image: Tensor) -> Tensor:
     return torch.cat([mask, image], dim=1)
 
 
-class AttentionGAN(CycleGAN):
-    """CycleGAN's losses with attention generators, optionally with attention-guided discriminators."""
+class AttentionGAN(TranslationMethod):
+    """CycleGAN's losses (``cycle.py``) with attention generators, Scheme II (``scheme=2``, ``geo``) or Scheme I
+    (``scheme=1``: its generator, global D, pixel + TV losses and curriculum), optionally with the
+    attention-guided discriminators D_YA, D_XA."""
 
-    geo = False  # AttentionGAN-geo: no input passthrough
+    pooled_domains = ("A", "B")
 
-    def __init__(self, args: AttentionGANArgs, weights) -> None:
-        super().__init__(args, weights)
+    def __init__(self, args, weights, scheme: int = 2, geo: bool = False) -> None:
+        super().__init__()
+        self.args, self.weights, self.scheme = args, weights, scheme
+        self.generators = nn.ModuleDict({d: make_generator(args, scheme, geo) for d in DIRECTIONS})
+        self.discriminators = nn.ModuleDict({dom: make_discriminator(args, scheme) for dom in ("A", "B")})
         self.has_attention_discriminator = args.discriminator == "attention"
         if self.has_attention_discriminator:
             for domain in ("A", "B"):
-                self.discriminators[f"{domain}_attention"] = self.make_attention_discriminator(args)
+                self.discriminators[f"{domain}_attention"] = make_discriminator(args, scheme, in_ch=4)
+        self.per_sample = args.norm == "instance"  # no layer mixes a batch: inputs of one network share a call
 
-    @classmethod
-    def make_generator(cls, args: AttentionGANArgs) -> nn.Module:
-        return AttentionGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, n_masks=args.n_masks,
-                                     norm=args.norm, geo=cls.geo, background_prior=args.background_prior)
+    def phases(self):
+        return [
+            Phase("G", "G", ("generators",), self.generator_loss),
+            Phase("D", "D", ("discriminators",), self.discriminator_loss),
+        ]
 
-    @staticmethod
-    def make_attention_discriminator(args) -> nn.Module:
-        return PatchGANDiscriminator(in_ch=4, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
+    def prepare(self, ctx: StepContext) -> None:
+        """Scheme I runs the identity passes first (official order: with BatchNorm their batch statistics enter
+        the running statistics even at weight 0); then CycleGAN's forward pass."""
+        G, F = self.generators["AtoB"], self.generators["BtoA"]
+        if self.scheme == 1:
+            ctx.cache["idt_B"] = G(ctx.batch["B"])
+            ctx.cache["idt_A"] = F(ctx.batch["A"])
+        identity = self.weights.identity > 0 and "idt_B" not in ctx.cache
+        cycle.cycle_forward(G, F, ctx.batch["A"], ctx.batch["B"], ctx.cache, identity=identity,
+                            per_sample=self.per_sample)
 
     # ------------------------------------------------------------------------------------------------------
-    # attention-guided adversarial terms (nothing changes when model.discriminator=patch)
+    # generator losses
+
+    def generator_loss(self, ctx: StepContext) -> LossOutput:
+        return self.scheme1_generator_loss(ctx) if self.scheme == 1 else self.scheme2_generator_loss(ctx)
+
+    def scheme2_generator_loss(self, ctx: StepContext) -> LossOutput:
+        """CycleGAN's G loss + the attention-guided terms + (ours, off by default) the mask priors."""
+        terms, weighted = cycle.cyclegan_generator_terms(self.generators, self.discriminators, ctx.cache,
+                                                         ctx.batch["A"], ctx.batch["B"], self.weights)
+        weighted += self.attention_adversarial_terms(ctx, terms) + self.mask_prior_terms(ctx, terms)
+        return LossOutput(total=sum(weighted), terms=terms)
+
+    def scheme1_generator_loss(self, ctx: StepContext) -> LossOutput:
+        """(1 − r)·[GAN + TV] + r·[cycle + pixel + identity], r from the curriculum."""
+        real_A, real_B, c, w = ctx.batch["A"], ctx.batch["B"], ctx.cache, self.weights
+        terms = cycle.generator_adversarial_terms(self.discriminators, c, w.gan_mode)
+        # TV of the mask repeated to 3 channels, as the official code computes it on the 3-channel mask
+        terms["tv_B"] = losses.total_variation(c["fake_B"].attention.expand(-1, 3, -1, -1))
+        terms["tv_A"] = losses.total_variation(c["fake_A"].attention.expand(-1, 3, -1, -1))
+        terms.update(cycle.cycle_terms(c, real_A, real_B))
+        terms["pixel_A"] = losses.identity_loss(c["fake_B"].image, real_A)  # G(a) stays close to a
+        terms["pixel_B"] = losses.identity_loss(c["fake_A"].image, real_B)
+        terms.update(cycle.identity_terms(self.generators, c, real_A, real_B))
+        gan = (w.adv * (terms["adv_B"] + terms["adv_A"]) + w.tv * (terms["tv_B"] + terms["tv_A"])
+               + sum(self.attention_adversarial_terms(ctx, terms)))
+        reconstruction = (w.cycle * (terms["cycle_A"] + terms["cycle_B"])
+                          + w.pixel * (terms["pixel_A"] + terms["pixel_B"])
+                          + w.identity * (terms["idt_B"] + terms["idt_A"]))
+        r = self.curriculum_rate(ctx)
+        terms["rate"] = torch.tensor(r)
+        return LossOutput(total=(1 - r) * gan + r * reconstruction, terms=terms)
+
+    def curriculum_rate(self, ctx: StepContext) -> float:
+        """Scheme I's r: the weight of the reconstruction part of G's loss (1 − r weighs the GAN part)."""
+        early = ctx.step < round(self.args.curriculum_fraction * ctx.total_steps)
+        return self.args.curriculum_start_rate if early else self.args.curriculum_rate
 
     def attention_adversarial_terms(self, ctx: StepContext, terms: dict) -> list:
         """G's attention-guided terms: D_YA should call [M_G(x), G(x)] real. Raw values go to ``terms``."""
@@ -182,49 +235,55 @@ class AttentionGAN(CycleGAN):
                     weighted.append(weight * terms[f"mask_{name}_{key}"])
         return weighted
 
-    def extra_generator_terms(self, ctx: StepContext, terms: dict) -> list:
-        return self.attention_adversarial_terms(ctx, terms) + self.mask_prior_terms(ctx, terms)
+    # ------------------------------------------------------------------------------------------------------
+    # discriminator losses
 
     def discriminator_loss(self, ctx: StepContext) -> LossOutput:
-        if not self.has_attention_discriminator:
-            return super().discriminator_loss(ctx)
+        """Σ over domains of 0.5·(real + fake) per D (+ the same for D_YA on [mask, image] pairs); Scheme I:
+        halved (official 0.25·Σ_D)."""
         mode, c, terms = self.weights.gan_mode, ctx.cache, {}
         # domain judged, its fake, and the output of the other generator on the real image of that domain
         for domain, fake_key, other_key in (("B", "fake_B", "fake_A"), ("A", "fake_A", "fake_B")):
-            real = ctx.batch[domain]
+            real, D = ctx.batch[domain], self.discriminators[domain]
+            if not self.has_attention_discriminator:
+                fake = ctx.pool(domain, c[fake_key].image.detach())
+                terms.update(cycle.discriminator_terms(D, real, fake, mode, self.per_sample, domain))
+                continue
             real_pair = attention_pair(c[other_key].foreground().detach(), real)  # [M_F(y), y]
             fake_pair = ctx.pool(domain, attention_pair(c[fake_key].foreground(), c[fake_key].image).detach())
-            D, D_att = self.discriminators[domain], self.discriminators[f"{domain}_attention"]
-            real_logits, fake_logits = self.real_and_fake_logits(D, real, fake_pair[:, 1:])
-            terms[f"real_{domain}"] = losses.adversarial_loss(real_logits, True, mode)
-            terms[f"fake_{domain}"] = losses.adversarial_loss(fake_logits, False, mode)
-            terms[f"D_{domain}"] = 0.5 * (terms[f"real_{domain}"] + terms[f"fake_{domain}"])
-            real_logits, fake_logits = self.real_and_fake_logits(D_att, real_pair, fake_pair)
-            terms[f"real_att_{domain}"] = losses.adversarial_loss(real_logits, True, mode)
-            terms[f"fake_att_{domain}"] = losses.adversarial_loss(fake_logits, False, mode)
-            terms[f"D_att_{domain}"] = 0.5 * (terms[f"real_att_{domain}"] + terms[f"fake_att_{domain}"])
-        total = terms["D_B"] + terms["D_A"] + terms["D_att_B"] + terms["D_att_A"]
-        return LossOutput(total=total, terms=terms)
+            terms.update(cycle.discriminator_terms(D, real, fake_pair[:, 1:], mode, self.per_sample, domain))
+            terms.update(cycle.discriminator_terms(self.discriminators[f"{domain}_attention"], real_pair, fake_pair,
+                                                   mode, self.per_sample, domain, tag=f"att_{domain}"))
+        total = terms["D_B"] + terms["D_A"]
+        if self.has_attention_discriminator:
+            total = total + terms["D_att_B"] + terms["D_att_A"]
+        return LossOutput(total=0.5 * total if self.scheme == 1 else total, terms=terms)
 
 
-class AttentionGANGeo(AttentionGAN):
-    """AttentionGAN-geo: n generated content images, no passthrough of the input (selfie2anime)."""
+def make_generator(args, scheme: int = 2, geo: bool = False) -> nn.Module:
+    """Scheme II (``geo``: no input passthrough) or Scheme I's generator."""
+    if scheme == 1:
+        return AttentionGANS1Generator(ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm)
+    return AttentionGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, n_masks=args.n_masks, norm=args.norm,
+                                 geo=geo, background_prior=args.background_prior)
 
-    geo = True
+
+def make_discriminator(args, scheme: int = 2, in_ch: int = 3) -> nn.Module:
+    """The image D (``in_ch`` 3) or the attention-guided D_YA (4: [mask, image]): PatchGAN (Scheme II) or
+    the global D (Scheme I)."""
+    if scheme == 1:
+        return GlobalDiscriminator(in_ch=in_ch, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
+    return PatchGANDiscriminator(in_ch=in_ch, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
 
 
-register(ModelSpec(
-    name="attentiongan",
-    args=AttentionGANArgs,
-    build=AttentionGAN,
-    build_generator=AttentionGAN.make_generator,
-    summary="AttentionGAN Scheme II: n−1 content images + input mixed by n softmax masks; CycleGAN losses",
-))
-
-register(ModelSpec(
-    name="attentiongan-geo",
-    args=AttentionGANArgs,
-    build=AttentionGANGeo,
-    build_generator=AttentionGANGeo.make_generator,
-    summary="AttentionGAN-geo: n content images mixed by n softmax masks, no input passthrough",
-))
+for _name, _args, _scheme, _geo, _defaults, _summary in (
+    ("attentiongan", AttentionGANArgs, 2, False, {},
+     "AttentionGAN Scheme II: n−1 content images + input mixed by n softmax masks; CycleGAN losses"),
+    ("attentiongan-geo", AttentionGANArgs, 2, True, {},
+     "AttentionGAN-geo: n content images mixed by n softmax masks, no input passthrough"),
+    ("attentiongan-s1", AttentionGANS1Args, 1, False, S1_DEFAULTS,
+     "AttentionGAN Scheme I (v1): sigmoid mask + linear content, global D, pixel + TV losses"),
+):
+    register(ModelSpec(name=_name, args=_args, build=partial(AttentionGAN, scheme=_scheme, geo=_geo),
+                       build_generator=partial(make_generator, scheme=_scheme, geo=_geo), summary=_summary,
+                       defaults=_defaults))

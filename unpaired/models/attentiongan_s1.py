@@ -1,4 +1,5 @@
-"""AttentionGAN generation Scheme I (Tang et al., IJCNN 2019 "AGGAN"; official ``AttentionGAN-v1/``).
+"""AttentionGAN generation Scheme I's networks (Tang et al., IJCNN 2019 "AGGAN"; official ``AttentionGAN-v1/``).
+Its losses and training step are in ``attentiongan.py`` (``AttentionGAN(scheme=1)``), beside Scheme II's.
 
 The generator, as the paper's figure draws it::
 
@@ -44,12 +45,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .. import losses
 from ..nn.blocks import ResnetEncoder, make_norm
 from ..nn.outputs import DiscriminatorOutput
-from . import ModelSpec, register
-from .attentiongan import AttentionGAN
-from .base import GeneratorOutput, LossOutput, StepContext
+from .base import GeneratorOutput
 
 
 @dataclass
@@ -147,68 +145,8 @@ class GlobalDiscriminator(nn.Module):
         return DiscriminatorOutput(logits=self.model(x))
 
 
-class AttentionGANS1(AttentionGAN):
-    """Scheme I: the v1 generator and global D, pixel + attention-TV losses, GAN/reconstruction curriculum."""
-
-    @classmethod
-    def make_generator(cls, args: AttentionGANS1Args) -> nn.Module:
-        return AttentionGANS1Generator(ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm)
-
-    @staticmethod
-    def make_discriminator(args: AttentionGANS1Args) -> nn.Module:
-        return GlobalDiscriminator(in_ch=3, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
-
-    @staticmethod
-    def make_attention_discriminator(args: AttentionGANS1Args) -> nn.Module:
-        return GlobalDiscriminator(in_ch=4, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
-
-    def prepare(self, ctx: StepContext) -> None:
-        """Identity passes first (official order, matters for BatchNorm running stats), then CycleGAN's."""
-        ctx.cache["idt_B"] = self.generators["AtoB"](ctx.batch["B"])
-        ctx.cache["idt_A"] = self.generators["BtoA"](ctx.batch["A"])
-        super().prepare(ctx)
-
-    def curriculum_rate(self, ctx: StepContext) -> float:
-        """r: the weight of the reconstruction part of G's loss (1 − r weighs the GAN part)."""
-        early = ctx.step < round(self.args.curriculum_fraction * ctx.total_steps)
-        return self.args.curriculum_start_rate if early else self.args.curriculum_rate
-
-    def generator_loss(self, ctx: StepContext) -> LossOutput:
-        real_A, real_B, c, w = ctx.batch["A"], ctx.batch["B"], ctx.cache, self.weights
-        terms = self.adversarial_terms(ctx)
-        # TV of the mask repeated to 3 channels, as the official code computes it on the 3-channel mask
-        terms["tv_B"] = losses.total_variation(c["fake_B"].attention.expand(-1, 3, -1, -1))
-        terms["tv_A"] = losses.total_variation(c["fake_A"].attention.expand(-1, 3, -1, -1))
-        terms["cycle_A"] = losses.cycle_loss(c["rec_A"].image, real_A)
-        terms["cycle_B"] = losses.cycle_loss(c["rec_B"].image, real_B)
-        terms["pixel_A"] = losses.identity_loss(c["fake_B"].image, real_A)  # G(a) stays close to a
-        terms["pixel_B"] = losses.identity_loss(c["fake_A"].image, real_B)
-        terms["idt_B"] = losses.identity_loss(c["idt_B"].image, real_B)
-        terms["idt_A"] = losses.identity_loss(c["idt_A"].image, real_A)
-        gan = (w.adv * (terms["adv_B"] + terms["adv_A"]) + w.tv * (terms["tv_B"] + terms["tv_A"])
-               + sum(self.attention_adversarial_terms(ctx, terms)))
-        reconstruction = (w.cycle * (terms["cycle_A"] + terms["cycle_B"])
-                          + w.pixel * (terms["pixel_A"] + terms["pixel_B"])
-                          + w.identity * (terms["idt_B"] + terms["idt_A"]))
-        r = self.curriculum_rate(ctx)
-        terms["rate"] = torch.tensor(r)
-        return LossOutput(total=(1 - r) * gan + r * reconstruction, terms=terms)
-
-    def discriminator_loss(self, ctx: StepContext) -> LossOutput:
-        out = super().discriminator_loss(ctx)  # Σ_D 0.5·(real + fake)
-        return LossOutput(total=0.5 * out.total, terms=out.terms)  # official: 0.25·Σ_D (real + fake)
-
-
-register(ModelSpec(
-    name="attentiongan-s1",
-    args=AttentionGANS1Args,
-    build=AttentionGANS1,
-    build_generator=AttentionGANS1.make_generator,
-    summary="AttentionGAN Scheme I (v1): sigmoid mask + linear content, global D, pixel + TV losses",
-    defaults={
-        # AttentionGAN-v1/train.py defaults
-        "loss": {"gan_mode": "lsgan", "adv": 0.5, "cycle": 10.0, "pixel": 1.0, "tv": 1e-6, "identity": 0.0},
-        "train": {"lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "batch_size": 1, "decay_fraction": 0.5,
-                  "pool_size": 50},
-    },
-))
+#: AttentionGAN-v1/train.py defaults
+S1_DEFAULTS = {
+    "loss": {"gan_mode": "lsgan", "adv": 0.5, "cycle": 10.0, "pixel": 1.0, "tv": 1e-6, "identity": 0.0},
+    "train": {"lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "batch_size": 1, "decay_fraction": 0.5, "pool_size": 50},
+}

@@ -15,12 +15,27 @@ from torch import Tensor, nn
 
 from ..nn.outputs import DiscriminatorOutput, GeneratorOutput
 
-__all__ = ["DIRECTIONS", "MULTI", "GeneratorOutput", "DiscriminatorOutput", "LossOutput", "StepContext", "Phase",
-           "TranslationMethod", "to_unit", "normalise_heatmap", "set_requires_grad"]
+__all__ = ["DIRECTIONS", "MULTI", "InputSize", "GeneratorOutput", "DiscriminatorOutput", "LossOutput", "StepContext", "Phase",
+           "TranslationMethod", "split_batch", "to_unit", "normalise_heatmap", "set_requires_grad"]
 
 DIRECTIONS = ("AtoB", "BtoA")
 #: the key of a multi-domain model's one generator (and discriminator): it translates to any target domain
 MULTI = "multi"
+
+
+@dataclass(frozen=True)
+class InputSize:
+    """How a generator takes images (one rule, written on its model card).
+
+    train:    the side it was trained at (``data.crop_size``): what evaluation resizes a test split to.
+    multiple: H and W must divide by it; other inputs are reflection-padded up to it and the outputs cropped.
+    fixed:    the generator takes only ``fixed`` × ``fixed`` images (U-GAT-IT full, whose MLP is tied to the size):
+              inputs are resized to it and the outputs back; None for any size.
+    """
+
+    train: Optional[int] = None
+    multiple: int = 1
+    fixed: Optional[int] = None
 
 
 @dataclass
@@ -65,7 +80,9 @@ class Phase:
 
     name:      statistic prefix (``"G"``, ``"D"``).
     optimizer: key into ``TranslationMethod.parameter_groups()``.
-    trainable: attribute names of the networks this phase updates (others are frozen while it runs).
+    trainable: attribute names of the method's networks this phase updates (``"generators"``,
+               ``"discriminators"``, or any other ``nn.Module`` attribute); every other network any phase names is
+               frozen while it runs. A name that is not a network of the method stops training with an error.
     loss:      ``loss(ctx) -> LossOutput``; a pure function of the networks and ``ctx``.
     after_step: called after the optimiser step (U-GAT-IT clips rho here).
     every:     run on steps where ``step % every == every - 1`` (n_critic for WGAN-GP generators).
@@ -77,6 +94,14 @@ class Phase:
     loss: Callable[[StepContext], LossOutput]
     after_step: Optional[Callable[[], None]] = None
     every: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.trainable, str):  # one name, not its letters
+            self.trainable = (self.trainable,)
+        self.trainable = tuple(self.trainable)
+        if not self.trainable or not all(isinstance(n, str) and n for n in self.trainable):
+            raise ValueError(f"phase {self.name!r}: trainable must name at least one network attribute, "
+                             f"got {self.trainable!r}")
 
 
 class TranslationMethod(nn.Module):
@@ -119,6 +144,12 @@ class TranslationMethod(nn.Module):
                 row["heatmap"] = normalise_heatmap(out.heatmap, real.shape[-2:]).expand(-1, 3, -1, -1)
             rows.append(row)
         return rows
+
+
+def split_batch(out: GeneratorOutput, sizes) -> List[GeneratorOutput]:
+    """The outputs of one call on ``cat(inputs)`` as the outputs of a call on each input (``sizes``: their lengths)."""
+    fields = {k: v.split(list(sizes)) for k, v in vars(out).items() if v is not None}
+    return [GeneratorOutput(**{k: parts[i] for k, parts in fields.items()}) for i in range(len(sizes))]
 
 
 def to_unit(images: Tensor) -> Tensor:

@@ -16,9 +16,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .. import losses
 from ..nn.blocks import PatchGANDiscriminator, ResnetDecoder, ResnetEncoder
-from . import ModelSpec, register
+from . import ModelSpec, cycle, register
 from .base import DIRECTIONS, GeneratorOutput, LossOutput, Phase, StepContext, TranslationMethod
 
 
@@ -47,7 +46,7 @@ class CycleGANGenerator(nn.Module):
 
 
 class CycleGAN(TranslationMethod):
-    """Two generators, two discriminators, adversarial + cycle + identity losses."""
+    """Two generators, two discriminators, adversarial + cycle + identity losses (``cycle.py``'s terms)."""
 
     pooled_domains = ("A", "B")
 
@@ -55,15 +54,14 @@ class CycleGAN(TranslationMethod):
         super().__init__()
         self.args, self.weights = args, weights
         self.generators = nn.ModuleDict({d: self.make_generator(args) for d in DIRECTIONS})
-        self.discriminators = nn.ModuleDict({dom: self.make_discriminator(args) for dom in ("A", "B")})
+        self.discriminators = nn.ModuleDict({dom: PatchGANDiscriminator(ndf=args.ndf, n_layers=args.n_layers_d,
+                                                                        norm=args.norm) for dom in ("A", "B")})
+        # no layer mixes the images of a batch: inputs of one network may share a call (same numbers, faster)
+        self.per_sample = args.norm == "instance" and args.dropout == 0.0
 
     @staticmethod
     def make_generator(args: CycleGANArgs) -> nn.Module:
         return CycleGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm, dropout=args.dropout)
-
-    @staticmethod
-    def make_discriminator(args) -> nn.Module:
-        return PatchGANDiscriminator(ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm)
 
     def phases(self):
         return [
@@ -71,84 +69,23 @@ class CycleGAN(TranslationMethod):
             Phase("D", "D", ("discriminators",), self.discriminator_loss),
         ]
 
-    @property
-    def per_sample(self) -> bool:
-        """True when no layer mixes the images of a batch (instance norm, no dropout): then several inputs of
-        one network can share a call, with the same results, and fewer, larger calls run faster."""
-        return self.args.norm == "instance" and getattr(self.args, "dropout", 0.0) == 0.0
-
     def prepare(self, ctx: StepContext) -> None:
-        """The shared forward pass: fake_B = G(a), rec_A = F(fake_B), fake_A = F(b), rec_B = G(fake_A) (and,
-        with identity loss, G(b) and F(a)). With per-sample layers, inputs of one generator that are ready share a
-        call: G(a, b), then F(b, G(a), a), then G(F(b)): three calls instead of four (six with identity)."""
-        G, F = self.generators["AtoB"], self.generators["BtoA"]
-        real_A, real_B = ctx.batch["A"], ctx.batch["B"]
-        identity = self.weights.identity > 0 and "idt_B" not in ctx.cache  # Scheme I computes its own first
-        if self.per_sample:
-            first = [real_A, real_B] if identity else [real_A]
-            fake_B, *idt_B = split_batch(G(torch.cat(first)), [len(x) for x in first])
-            second = [real_B, fake_B.image, real_A] if identity else [real_B, fake_B.image]
-            fake_A, rec_A, *idt_A = split_batch(F(torch.cat(second)), [len(x) for x in second])
-            if identity:
-                ctx.cache.update(idt_B=idt_B[0], idt_A=idt_A[0])
-        else:
-            fake_B = G(real_A)
-            rec_A = F(fake_B.image)
-            fake_A = F(real_B)
-        rec_B = G(fake_A.image)
-        ctx.cache.update(fake_B=fake_B, rec_A=rec_A, fake_A=fake_A, rec_B=rec_B)
-
-    def real_and_fake_logits(self, D: nn.Module, real: Tensor, fake: Tensor) -> tuple:
-        """D's logits on a real and a fake batch: one call when D's layers are per-sample."""
-        if not self.per_sample:
-            return D(real).logits, D(fake).logits
-        logits = D(torch.cat([real, fake])).logits
-        return logits[:len(real)], logits[len(real):]
-
-    def adversarial_terms(self, ctx: StepContext) -> dict:
-        """Generator adversarial terms: each generator tries to make its domain's D call its fakes real."""
-        mode = self.weights.gan_mode
-        D_A, D_B = self.discriminators["A"], self.discriminators["B"]
-        return {
-            "adv_B": losses.adversarial_loss(D_B(ctx.cache["fake_B"].image).logits, True, mode, for_discriminator=False),
-            "adv_A": losses.adversarial_loss(D_A(ctx.cache["fake_A"].image).logits, True, mode, for_discriminator=False),
-        }
+        """fake_B = G(a), rec_A = F(fake_B), fake_A = F(b), rec_B = G(fake_A) (and G(b), F(a) with identity)."""
+        cycle.cycle_forward(self.generators["AtoB"], self.generators["BtoA"], ctx.batch["A"], ctx.batch["B"],
+                            ctx.cache, identity=self.weights.identity > 0, per_sample=self.per_sample)
 
     def generator_loss(self, ctx: StepContext) -> LossOutput:
-        real_A, real_B, c, w = ctx.batch["A"], ctx.batch["B"], ctx.cache, self.weights
-        terms = self.adversarial_terms(ctx)
-        terms["cycle_A"] = losses.cycle_loss(c["rec_A"].image, real_A)
-        terms["cycle_B"] = losses.cycle_loss(c["rec_B"].image, real_B)
-        weighted = [w.adv * terms["adv_B"], w.adv * terms["adv_A"], w.cycle * terms["cycle_A"], w.cycle * terms["cycle_B"]]
-        if w.identity > 0:
-            idt_B = c["idt_B"] if "idt_B" in c else self.generators["AtoB"](real_B)  # G(b): b should stay b
-            idt_A = c["idt_A"] if "idt_A" in c else self.generators["BtoA"](real_A)
-            terms["idt_B"] = losses.identity_loss(idt_B.image, real_B)
-            terms["idt_A"] = losses.identity_loss(idt_A.image, real_A)
-            weighted += [w.identity * terms["idt_B"], w.identity * terms["idt_A"]]
-        weighted += self.extra_generator_terms(ctx, terms)
+        terms, weighted = cycle.cyclegan_generator_terms(self.generators, self.discriminators, ctx.cache,
+                                                         ctx.batch["A"], ctx.batch["B"], self.weights)
         return LossOutput(total=sum(weighted), terms=terms)
 
-    def extra_generator_terms(self, ctx: StepContext, terms: dict) -> list:
-        """Weighted terms a subclass adds to the generator loss (recording raw values in ``terms``)."""
-        return []
-
     def discriminator_loss(self, ctx: StepContext) -> LossOutput:
-        mode, terms = self.weights.gan_mode, {}
+        terms = {}
         for domain, fake_key in (("B", "fake_B"), ("A", "fake_A")):
-            D = self.discriminators[domain]
             fake = ctx.pool(domain, ctx.cache[fake_key].image.detach())
-            real_logits, fake_logits = self.real_and_fake_logits(D, ctx.batch[domain], fake)
-            terms[f"real_{domain}"] = losses.adversarial_loss(real_logits, True, mode)
-            terms[f"fake_{domain}"] = losses.adversarial_loss(fake_logits, False, mode)
-            terms[f"D_{domain}"] = 0.5 * (terms[f"real_{domain}"] + terms[f"fake_{domain}"])
+            terms.update(cycle.discriminator_terms(self.discriminators[domain], ctx.batch[domain], fake,
+                                                   self.weights.gan_mode, self.per_sample, domain))
         return LossOutput(total=terms["D_B"] + terms["D_A"], terms=terms)
-
-
-def split_batch(out: GeneratorOutput, sizes) -> list:
-    """The outputs of one call on ``cat(inputs)`` as the outputs of a call on each input (``sizes``: their lengths)."""
-    fields = {k: v.split(list(sizes)) for k, v in vars(out).items() if v is not None}
-    return [GeneratorOutput(**{k: parts[i] for k, parts in fields.items()}) for i in range(len(sizes))]
 
 
 register(ModelSpec(

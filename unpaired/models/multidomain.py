@@ -39,12 +39,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Literal
+from typing import List, Literal, Optional
 
 import torch
 from torch import Tensor, nn
 
 from .. import losses
+from ..nn.blocks import ConvNormReLU
 from ..nn.outputs import DiscriminatorOutput
 from . import ModelSpec, register
 from .attentiongan import compose_scheme2
@@ -65,27 +66,31 @@ class MultiDomainArgs:
     n_blocks: int = 6  # official g_repeat_num 6
     ndf: int = 64  # official d_conv_dim 64
     n_layers_d: int = 6  # official d_repeat_num 6
-    image_size: int = 128  # the D's input size (= data.crop_size); official 128
+    image_size: Optional[int] = None  # the D's classifier size; follows data.crop_size (set that); official 128
     n_critic: int = 5  # one G step every n_critic D steps (official 5)
 
     def domain_names(self) -> List[str]:
-        names = [d.strip() for d in self.domains.split(",") if d.strip()]
-        return names or [f"domain{i}" for i in range(self.c_dim)]
+        return split_names(self.domains) or [f"domain{i}" for i in range(self.c_dim)]
 
     def validate(self) -> None:
         """Checks the settings; ``c_dim`` is set to the number of ``domains`` when those are named."""
-        names = [d.strip() for d in self.domains.split(",") if d.strip()]
+        names = split_names(self.domains)
         if len(set(names)) != len(names):
             raise ValueError(f"domains {self.domains!r} names a domain twice")
         if names:
             self.c_dim = len(names)
         if self.c_dim < 1 or self.n_critic < 1 or self.n_layers_d < 1:
             raise ValueError("c_dim, n_critic and n_layers_d must be at least 1")
-        if self.image_size % 2 ** self.n_layers_d:
+        if self.image_size is not None and self.image_size % 2 ** self.n_layers_d:
             raise ValueError(f"image_size {self.image_size} must be a multiple of 2^n_layers_d "
                              f"= {2 ** self.n_layers_d}")
         if self.attention == "scheme2" and self.n_masks < 2:
             raise ValueError(f"n_masks must be at least 2 (foreground + background), got {self.n_masks}")
+
+
+def split_names(text: Optional[str]) -> List[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``: the one parser of comma-separated domain names."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 @dataclass
@@ -94,10 +99,10 @@ class StarGANArgs(MultiDomainArgs):
 
 
 def conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, transposed: bool = False):
-    """Conv (no bias, zero padding) → affine instance norm (per-instance statistics) → ReLU."""
-    conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(in_ch, out_ch, kernel, stride, padding, bias=False)
-    norm = nn.InstanceNorm2d(out_ch, affine=True)
-    return nn.Sequential(OrderedDict(conv=conv, norm=norm, act=nn.ReLU()))
+    """StarGAN's block: conv (no bias, zero padding; 4×4 transposed: no output padding) → affine instance norm
+    (per-instance statistics) → ReLU."""
+    layer = (nn.ConvTranspose2d if transposed else nn.Conv2d)(in_ch, out_ch, kernel, stride, padding, bias=False)
+    return ConvNormReLU(layer, nn.InstanceNorm2d(out_ch, affine=True))
 
 
 class ResidualBlock(nn.Module):
@@ -155,6 +160,9 @@ class MultiDomainDiscriminator(nn.Module):
 
     def __init__(self, c_dim: int = 5, ndf: int = 64, n_layers: int = 6, image_size: int = 128):
         super().__init__()
+        if image_size is None:
+            raise ValueError("the multi-domain discriminator needs its image_size (model.image_size follows "
+                             "data.crop_size once the settings are resolved)")
         layers, ch = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.01)], ndf
         for _ in range(1, n_layers):
             layers += [nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.LeakyReLU(0.01)]
@@ -265,4 +273,4 @@ for name, args, summary in (
 ):
     register(ModelSpec(name=name, args=args, build=MultiDomainGAN, build_generator=MultiDomainGAN.make_generator,
                        summary=summary, defaults=OFFICIAL, dataset="multidomain",
-                       size_key="image_size"))
+                       size_arg="image_size"))

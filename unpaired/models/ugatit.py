@@ -1,18 +1,23 @@
 """U-GAT-IT (Kim et al., ICLR 2020), as the official PyTorch code (znxlwm/UGATIT-pytorch) computes it.
 
-Generator (encoder → CAM attention → AdaILN decoder):
+Generator (encoder → CAM attention → AdaLIN decoder):
     c7s1-ngf, d2ngf, d4ngf (reflect pad, no bias, InstanceNorm, ReLU), n_blocks residual blocks;
     CAM head: auxiliary classifier on GAP and GMP features (cam_logit N×2), channel re-weighting,
     1×1 conv, ReLU; heatmap = channel sum;
     gamma/beta MLP: from the flattened attended features (full) or their global average (light);
-    n_blocks residual blocks with AdaILN(gamma, beta); two ×2 nearest up-samplings with conv3 + ILN + ReLU;
+    n_blocks residual blocks with AdaLIN(gamma, beta); two ×2 nearest up-samplings with conv3 + LIN + ReLU;
     c7s1-3, tanh.
 Discriminator: n_layers − 1 spectral-norm convs 4×4 (stride 2, the last stride 1, LeakyReLU 0.2), the
     CAM head (spectral-norm classifiers, LeakyReLU) and a spectral-norm 4×4 conv to a patch of logits.
     Each domain has a global (7 layers, 286 px receptive field) and a local (5 layers, 70 px) one.
 Losses: LSGAN on the patch logits and the CAM logits of both discriminators (weight 1), cycle L1 (10),
     identity L1 (10), generator CAM loss BCE(G_{B→A} on real B → 1, on real A → 0) (1000), and the same
-    for the other direction. Each step: D update, G update, then rho of every AdaILN/ILN clipped to [0, 1].
+    for the other direction. Each step: D update, G update, then rho of every AdaLIN/LIN clipped to [0, 1].
+
+Where each piece is: the CAM head (auxiliary classifier, channel re-weighting, heatmap) is ``nn/cam.py``
+``CAMHead``; AdaLIN and LIN (with the paper's formula, ``adalin_reference``) are ``nn/norms.py``; spectral-norm
+layers ``nn/spectral.py``; the loss functions ``losses.py`` (``adversarial_loss``, ``cycle_loss``,
+``identity_loss``, ``cam_loss``), combined below in ``UGATIT.discriminator_loss`` / ``generator_loss``.
 
 Paper mapping: G_s→t = ``generators["AtoB"]`` (official genA2B), G_t→s = ``generators["BtoA"]`` (genB2A);
 ``discriminators["A"]["global"]`` = disGA, ``["A"]["local"]`` = disLA, ``["B"]["global"]`` = disGB,
@@ -31,18 +36,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import List, Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from .. import losses
+from ..nn.blocks import ConvNormReLU
 from ..nn.cam import CAMHead
-from ..nn.norms import ILN, AdaILN, clip_rho_
+from ..nn.norms import LIN, AdaLIN, clip_rho_
 from ..nn.spectral import SNConv2d
 from . import ModelSpec, register
 from .base import (DIRECTIONS, DiscriminatorOutput, GeneratorOutput, LossOutput, Phase, StepContext,
-                   TranslationMethod)
+                   TranslationMethod, split_batch)
 
 
 @dataclass
@@ -50,7 +56,7 @@ class UGATITArgs:
     ngf: int = 64  # generator base channels (official --ch 64)
     ndf: int = 64  # discriminator base channels (official: the same --ch)
     n_blocks: int = 4  # residual blocks in the encoder and in the decoder (official --n_res 4)
-    img_size: int = 256  # the full version's MLP is tied to this size (= data.crop_size); light ignores it
+    img_size: Optional[int] = None  # full: the MLP's size; follows data.crop_size (set that); light ignores it
     n_layers_global: int = 7  # global discriminator (official build_model: 7; needs img_size >= 96)
     n_layers_local: int = 5  # local discriminator (official: 5)
 
@@ -59,7 +65,7 @@ class UGATITArgs:
             raise ValueError("ngf and ndf must be >= 1 and n_blocks >= 0")
         if min(self.n_layers_global, self.n_layers_local) < 3:
             raise ValueError("n_layers_global and n_layers_local must be >= 3")
-        if self.img_size % 4:
+        if self.img_size is not None and self.img_size % 4:
             raise ValueError(f"img_size must be a multiple of 4, got {self.img_size}")
 
 
@@ -73,8 +79,7 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Conv2d:
 
 
 def _conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(OrderedDict(conv=_conv(in_ch, out_ch, kernel, stride),
-                                     norm=nn.InstanceNorm2d(out_ch), act=nn.ReLU()))
+    return ConvNormReLU(_conv(in_ch, out_ch, kernel, stride), nn.InstanceNorm2d(out_ch))
 
 
 class EncoderResnetBlock(nn.Module):
@@ -90,29 +95,29 @@ class EncoderResnetBlock(nn.Module):
         return x + self.norm2(self.conv2(y))
 
 
-class AdaILNResnetBlock(nn.Module):
-    """x + [conv3, AdaILN(gamma, beta), ReLU, conv3, AdaILN(gamma, beta)](x); both norms share gamma, beta."""
+class AdaLINResnetBlock(nn.Module):
+    """x + [conv3, AdaLIN(gamma, beta), ReLU, conv3, AdaLIN(gamma, beta)](x); both norms share gamma, beta."""
 
     def __init__(self, dim: int):
         super().__init__()
-        self.conv1, self.norm1 = _conv(dim, dim, 3), AdaILN(dim)
-        self.conv2, self.norm2 = _conv(dim, dim, 3), AdaILN(dim)
+        self.conv1, self.norm1 = _conv(dim, dim, 3), AdaLIN(dim)
+        self.conv2, self.norm2 = _conv(dim, dim, 3), AdaLIN(dim)
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         y = torch.relu_(self.norm1(self.conv1(x), gamma, beta))
         return x + self.norm2(self.conv2(y), gamma, beta)
 
 
-def _upsample_iln(in_ch: int, out_ch: int) -> nn.Sequential:
-    """×2 nearest up-sampling, conv3, ILN, ReLU."""
+def _upsample_lin(in_ch: int, out_ch: int) -> nn.Sequential:
+    """×2 nearest up-sampling, conv3, LIN, ReLU."""
     return nn.Sequential(OrderedDict(up=nn.Upsample(scale_factor=2, mode="nearest"),
                                      conv=_conv(in_ch, out_ch, 3),
-                                     norm=ILN(out_ch),
+                                     norm=LIN(out_ch),
                                      act=nn.ReLU(inplace=True)))
 
 
 class GammaBetaMLP(nn.Module):
-    """Two bias-free Linear+ReLU layers, then one Linear each for AdaILN's gamma and beta (N×C)."""
+    """Two bias-free Linear+ReLU layers, then one Linear each for AdaLIN's gamma and beta (N×C)."""
 
     def __init__(self, in_features: int, channels: int):
         super().__init__()
@@ -132,6 +137,9 @@ class UGATITGenerator(nn.Module):
     def __init__(self, ngf: int = 64, n_blocks: int = 4, img_size: int = 256, light: bool = False,
                  in_ch: int = 3, out_ch: int = 3):
         super().__init__()
+        if img_size is None and not light:
+            raise ValueError("full U-GAT-IT needs its img_size (model.img_size follows data.crop_size once the "
+                             "settings are resolved)")
         self.light, self.img_size = light, img_size
         self.fixed_size = None if light else img_size  # the full MLP flattens an img_size/4 feature map
         dim = 4 * ngf
@@ -143,10 +151,10 @@ class UGATITGenerator(nn.Module):
         ))
         self.cam = CAMHead(dim)
         self.mlp = GammaBetaMLP(dim if light else dim * (img_size // 4) ** 2, dim)
-        self.decoder = nn.ModuleList([AdaILNResnetBlock(dim) for _ in range(n_blocks)])
+        self.decoder = nn.ModuleList([AdaLINResnetBlock(dim) for _ in range(n_blocks)])
         self.upsample = nn.Sequential(OrderedDict(
-            up1=_upsample_iln(dim, 2 * ngf),
-            up2=_upsample_iln(2 * ngf, ngf),
+            up1=_upsample_lin(dim, 2 * ngf),
+            up2=_upsample_lin(2 * ngf, ngf),
             head=_conv(ngf, out_ch, 7),
         ))
 
@@ -196,13 +204,8 @@ class UGATITDiscriminator(nn.Module):
 # method
 
 
-def _split(out: GeneratorOutput, sizes: Sequence[int]) -> List[GeneratorOutput]:
-    parts = zip(*(torch.split(t, list(sizes)) for t in (out.image, out.cam_logit, out.heatmap)))
-    return [GeneratorOutput(image=i, cam_logit=c, heatmap=h) for i, c, h in parts]
-
-
 class UGATIT(TranslationMethod):
-    """Two CAM/AdaILN generators; a global and a local CAM discriminator per domain.
+    """Two CAM/AdaLIN generators; a global and a local CAM discriminator per domain.
 
     ``discriminators`` is nested: ``discriminators[domain][scale]`` with scale ``"global"`` or ``"local"``.
     """
@@ -233,8 +236,8 @@ class UGATIT(TranslationMethod):
         real_A, real_B = ctx.batch["A"], ctx.batch["B"]
         G, F = self.generators["AtoB"], self.generators["BtoA"]
         na, nb = real_A.shape[0], real_B.shape[0]
-        fake_B, idt_B = _split(G(torch.cat([real_A, real_B])), (na, nb))
-        fake_A, idt_A, rec_A = _split(F(torch.cat([real_B, real_A, fake_B.image])), (nb, na, na))
+        fake_B, idt_B = split_batch(G(torch.cat([real_A, real_B])), (na, nb))
+        fake_A, idt_A, rec_A = split_batch(F(torch.cat([real_B, real_A, fake_B.image])), (nb, na, na))
         rec_B = G(fake_A.image)
         ctx.cache.update(fake_A=fake_A, fake_B=fake_B, idt_A=idt_A, idt_B=idt_B, rec_A=rec_A, rec_B=rec_B)
 
@@ -284,10 +287,10 @@ DEFAULTS = {
 }
 
 for _name, _light, _summary in (
-    ("ugatit", False, "U-GAT-IT full: CAM attention + AdaILN generator (MLP tied to img_size), "
+    ("ugatit", False, "U-GAT-IT full: CAM attention + AdaLIN generator (MLP tied to img_size), "
                       "global + local CAM discriminators"),
     ("ugatit-light", True, "U-GAT-IT light: gamma/beta from pooled features (any size, ~26× fewer G params)"),
 ):
     register(ModelSpec(name=_name, args=UGATITArgs, build=partial(UGATIT, light=_light),
                        build_generator=partial(UGATIT.make_generator, light=_light), summary=_summary,
-                       defaults=DEFAULTS, size_key=None if _light else "img_size"))
+                       defaults=DEFAULTS, size_arg=None if _light else "img_size", fixed_input=not _light))

@@ -25,19 +25,23 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 class ConvNormReLU(nn.Sequential):
-    """Conv (optionally reflection-padded) → norm → ReLU; ``transposed`` doubles the size instead."""
+    """conv → norm → ReLU (submodules ``conv``, ``norm``, ``act``): the one such block of every model; each
+    model passes the conv and norm its paper uses."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, padding: int = 0,
-                 reflect: bool = False, norm: str = "instance", transposed: bool = False):
-        if transposed:
-            conv = nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=padding, output_padding=1)
-        else:
-            conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding,
-                             padding_mode="reflect" if reflect else "zeros")
+    def __init__(self, conv: nn.Module, norm: nn.Module):
         super().__init__()
-        self.conv = conv
-        self.norm = make_norm(norm, out_ch)
-        self.act = nn.ReLU()
+        self.conv, self.norm, self.act = conv, norm, nn.ReLU()
+
+
+def conv(in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, padding: int = 0, reflect: bool = False,
+         transposed: bool = False, bias: bool = True) -> nn.Module:
+    """A conv (optionally reflection-padded); ``transposed``: a ×``stride`` up-sampling (output_padding 1 for
+    odd kernels, as CycleGAN's 3×3)."""
+    if transposed:
+        return nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=padding,
+                                  output_padding=kernel % 2 if stride > 1 else 0, bias=bias)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding,
+                     padding_mode="reflect" if reflect else "zeros", bias=bias)
 
 
 class ResnetBlock(nn.Module):
@@ -63,9 +67,9 @@ class ResnetEncoder(nn.Sequential):
     def __init__(self, in_ch: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
                  dropout: float = 0.0):
         super().__init__()
-        self.stem = ConvNormReLU(in_ch, ngf, 7, padding=3, reflect=True, norm=norm)
-        self.down1 = ConvNormReLU(ngf, 2 * ngf, 3, stride=2, padding=1, norm=norm)
-        self.down2 = ConvNormReLU(2 * ngf, 4 * ngf, 3, stride=2, padding=1, norm=norm)
+        self.stem = ConvNormReLU(conv(in_ch, ngf, 7, padding=3, reflect=True), make_norm(norm, ngf))
+        self.down1 = ConvNormReLU(conv(ngf, 2 * ngf, 3, stride=2, padding=1), make_norm(norm, 2 * ngf))
+        self.down2 = ConvNormReLU(conv(2 * ngf, 4 * ngf, 3, stride=2, padding=1), make_norm(norm, 4 * ngf))
         self.blocks = nn.Sequential(*[ResnetBlock(4 * ngf, norm, dropout) for _ in range(n_blocks)])
 
 
@@ -77,8 +81,8 @@ class ResnetDecoder(nn.Sequential):
 
     def __init__(self, out_ch: int, ngf: int = 64, norm: str = "instance", head_kernel: int = 7):
         super().__init__()
-        self.up1 = ConvNormReLU(4 * ngf, 2 * ngf, 3, stride=2, padding=1, norm=norm, transposed=True)
-        self.up2 = ConvNormReLU(2 * ngf, ngf, 3, stride=2, padding=1, norm=norm, transposed=True)
+        self.up1 = ConvNormReLU(conv(4 * ngf, 2 * ngf, 3, stride=2, padding=1, transposed=True), make_norm(norm, 2 * ngf))
+        self.up2 = ConvNormReLU(conv(2 * ngf, ngf, 3, stride=2, padding=1, transposed=True), make_norm(norm, ngf))
         self.head = nn.Conv2d(ngf, out_ch, head_kernel, padding=head_kernel // 2,
                               padding_mode="reflect" if head_kernel > 1 else "zeros")
 

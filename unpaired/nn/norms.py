@@ -1,18 +1,22 @@
-"""U-GAT-IT's normalisations: ILN (up-sampling blocks) and AdaILN (decoder residual blocks).
+"""U-GAT-IT's normalisations, with the paper's names: LIN (Layer-Instance Normalisation, up-sampling blocks)
+and AdaLIN (Adaptive LIN, decoder residual blocks; the official code calls them ILN and adaILN).
 
-Both mix instance-norm and layer-norm statistics with a learned per-channel ratio rho:
+Both mix instance-norm and layer-norm statistics with a learned per-channel ratio rho (paper eq. in §2.1.1;
+``adalin_reference`` below is that formula, line by line):
 
-    out = gamma * (rho * (x - mu_I) / sqrt(var_I + eps) + (1 - rho) * (x - mu_L) / sqrt(var_L + eps)) + beta
+    a_I = (x - mu_I) / sqrt(var_I + eps),   a_L = (x - mu_L) / sqrt(var_L + eps)
+    AdaLIN(x, gamma, beta) = gamma * (rho * a_I + (1 - rho) * a_L) + beta
 
 exactly as the official PyTorch code (znxlwm/UGATIT-pytorch ``networks.py``): mu_I, var_I over (H, W) per
 (sample, channel); mu_L, var_L over (C, H, W) per sample; **unbiased** variances (``torch.var``'s default,
-÷(n−1)); eps 1e-5. AdaILN takes gamma, beta (N×C) from the generator's MLP and starts with rho = 0.9;
-ILN owns gamma (1), beta (0) and starts with rho = 0. rho is clipped to [0, 1] after every generator
+÷(n−1)); eps 1e-5. AdaLIN takes gamma, beta (N×C) from the generator's MLP and starts with rho = 0.9;
+LIN owns gamma (1), beta (0) and starts with rho = 0. rho is clipped to [0, 1] after every generator
 update (:func:`clip_rho_`).
 
 Implementation note: since every statistic is per (sample, channel), the whole mix folds into one
-per-channel affine map ``x * scale + shift``; only ``x`` and N×C×1×1 tensors are kept for backward,
-where the literal formula keeps about eight full-size intermediates.
+per-channel affine map ``x * scale + shift`` (``layer_instance_norm``); only ``x`` and N×C×1×1 tensors are kept
+for backward, where the literal formula keeps about eight full-size intermediates. ``tests/test_nn.py`` checks
+that the two agree.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["layer_instance_norm", "ILN", "AdaILN", "clip_rho_"]
+__all__ = ["adalin_reference", "layer_instance_norm", "LIN", "AdaLIN", "clip_rho_"]
+
+
+def adalin_reference(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
+    """The paper's formula as written (slow; the reference for ``layer_instance_norm``)."""
+    mu_I, var_I = x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), keepdim=True)  # instance statistics
+    mu_L, var_L = x.mean(dim=(1, 2, 3), keepdim=True), x.var(dim=(1, 2, 3), keepdim=True)  # layer statistics
+    a_I = (x - mu_I) / torch.sqrt(var_I + eps)
+    a_L = (x - mu_L) / torch.sqrt(var_L + eps)
+    return gamma * (rho * a_I + (1 - rho) * a_L) + beta
 
 
 def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
@@ -37,7 +50,7 @@ def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps
     return torch.addcmul(beta - shift * gamma, x, scale * gamma)
 
 
-class AdaILN(nn.Module):
+class AdaLIN(nn.Module):
     """Adaptive Layer-Instance Normalisation: gamma, beta come from outside (N×C), rho is learned."""
 
     def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.9):
@@ -52,7 +65,7 @@ class AdaILN(nn.Module):
         return f"{self.rho.shape[1]}, eps={self.eps}"
 
 
-class ILN(nn.Module):
+class LIN(nn.Module):
     """Layer-Instance Normalisation with its own affine parameters (gamma 1, beta 0, rho 0 at init)."""
 
     def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.0):
@@ -71,7 +84,7 @@ class ILN(nn.Module):
 
 @torch.no_grad()
 def clip_rho_(module: nn.Module, lo: float = 0.0, hi: float = 1.0) -> None:
-    """Clamp, in place, every AdaILN/ILN ``rho`` inside ``module`` to [lo, hi] (the official RhoClipper)."""
+    """Clamp, in place, every AdaLIN/LIN ``rho`` inside ``module`` to [lo, hi] (the official RhoClipper)."""
     for m in module.modules():
         rho = getattr(m, "rho", None)
         if isinstance(rho, torch.Tensor):

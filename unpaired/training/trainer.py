@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from .. import __version__
+from .. import runfolder
 from ..config import RunConfig
 from ..data.sources import complete_config
 from ..models import get_model
@@ -81,7 +81,7 @@ class Trainer:
         if resume:
             self._resume()
         elif self.dist.is_main:
-            ckpt.atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
+            runfolder.write_config(self.run_dir, cfg)
         if t.compile:  # in place: parameter names, state dicts and checkpoints stay those of the eager modules
             for name in ("generators", "discriminators"):
                 for module in getattr(self.method, name).values():
@@ -108,12 +108,13 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = t.lr * factor
         ctx = StepContext(batch=batch, pool=self._pool, step=self.step, total_steps=t.steps, seed=t.seed)
-        networks = {name: getattr(self.method, name) for name in ("generators", "discriminators")}
+        phases = self.method.phases()
+        networks = self._networks(phases)
         set_requires_grad(networks.values(), True)
         with self._autocast():
             self.method.prepare(ctx)
         values = {"Progress/lr": t.lr * factor}
-        for phase in self.method.phases():
+        for phase in phases:
             if self.step % phase.every != phase.every - 1:
                 continue
             opt, scaler = self.optimizers[phase.optimizer], self.scalers[phase.optimizer]
@@ -128,7 +129,7 @@ class Trainer:
             total, *terms = distributed.mean_over_ranks(scalars, self.dist).tolist()
             if not math.isfinite(total):
                 listed = ", ".join(f"{k}={v:.4g}" for k, v in zip(out.terms, terms))
-                last = ckpt.latest_checkpoint(self.run_dir)
+                last = runfolder.latest_checkpoint(self.run_dir)
                 raise NonFiniteLossError(
                     f"step {self.step + 1}: the {phase.name} loss is {total} ({listed}). Training stopped "
                     f"before this step changed any checkpoint; last good checkpoint: {last or 'none yet'}. "
@@ -147,6 +148,20 @@ class Trainer:
             for k, v in values.items():
                 stats.add(k, v)
         return values
+
+    def _networks(self, phases) -> Dict[str, torch.nn.Module]:
+        """Name -> module of the generators, the discriminators and every other network a phase trains."""
+        names = dict.fromkeys(("generators", "discriminators"))
+        for phase in phases:
+            names.update(dict.fromkeys(phase.trainable))
+        networks = {}
+        for name in names:
+            module = getattr(self.method, name, None)
+            if not isinstance(module, torch.nn.Module):
+                raise ValueError(f"a phase of {type(self.method).__name__} trains {name!r}, which is not a network "
+                                 f"of the model (trainable names its nn.Module attributes)")
+            networks[name] = module
+        return networks
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -175,7 +190,7 @@ class Trainer:
         end = min(t.steps, until) if until else t.steps
         if self.step >= end:
             log.info("already trained %d of %d steps; nothing to do", self.step, t.steps)
-            return ckpt.latest_checkpoint(self.run_dir)
+            return runfolder.latest_checkpoint(self.run_dir)
         main = self.dist.is_main  # process 0 alone writes samples, statistics, logs and checkpoints
         loader = self.make_loader()
         samples = SampleWriter(self.run_dir, self.cfg, self.device) if main else None
@@ -244,7 +259,6 @@ class Trainer:
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             **own,
             "config": self.cfg.to_dict(),
-            "version": __version__,
         }
         if self.dist.enabled and ranks is not None:
             state["ranks"] = ranks
@@ -255,27 +269,22 @@ class Trainer:
         state = self.state_dict()
         if not self.dist.is_main:
             return None
-        path = ckpt.checkpoint_path(self.run_dir, self.step)
-        ckpt.save_training_state(path, state)
-        for direction, generator in self.method.generators.items():
-            ckpt.save_generator(self.run_dir / "generators", direction, generator, self.generator_meta(direction))
-        ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_checkpoints)
+        path = runfolder.write_run(self.run_dir, self.cfg, state, self.method.generators,
+                                   keep=self.cfg.train.keep_checkpoints)
         log.info("saved %s", path)
         return path
 
-    def generator_meta(self, direction: str) -> dict:
-        import dataclasses
-
-        return {"model": self.cfg.model_name, "args": dataclasses.asdict(self.cfg.model), "direction": direction,
-                "step": self.step, "crop_size": self.cfg.data.crop_size, "load_size": self.cfg.data.load_size,
-                "resize": self.cfg.data.resize, "version": __version__}
-
     def _resume(self) -> None:
-        path = ckpt.latest_checkpoint(self.run_dir)
+        path = runfolder.latest_checkpoint(self.run_dir)
         if path is None:
             raise FileNotFoundError(f"--resume: {self.run_dir / 'checkpoints'} holds no checkpoint to resume from")
-        state = ckpt.load_training_state(path, map_location=self.device)
+        state = runfolder.load_training_state(path, map_location=self.device)
         self.method.load_state_dict(state["method"])
+        self.step = int(state["step"])
+        if "optimizers" not in state:  # an imported run (runfolder.write_run without a trainer): weights only
+            log.info("resumed the weights of %s (step %d); fresh optimisers, pools and random streams", path,
+                     self.step)
+            return
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.scalers.items():
@@ -288,7 +297,6 @@ class Trainer:
             for k, p in self.pools.items():
                 p.load_state_dict(own["pools"][k], device=self.device)
             ckpt.set_rng_state({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in own["rng"].items()})
-        self.step = int(state["step"])
         log.info("resumed from %s (step %d)", path, self.step)
 
     def _print_summary(self) -> None:
@@ -310,14 +318,14 @@ class _GeneratorView:
 
     def __init__(self, method, cfg):
         self.method = method
-        self.meta = {d: {"crop_size": cfg.data.crop_size} for d in method.generators}
+        self.cards = {d: runfolder.ModelCard.for_config(cfg, d) for d in method.generators}
         self.domains = cfg.model.domain_names() if hasattr(cfg.model, "domain_names") else None
 
     def generator(self, direction: Optional[str] = None):
         return self.method.generators[direction or next(iter(self.method.generators))]
 
     def label_for(self, target: str) -> torch.Tensor:
-        from ..inference import target_label
+        from ..data import target_label
 
         return target_label(self.domains, [target])
 

@@ -1,0 +1,177 @@
+"""The commands that make and use runs: ``train``, ``translate``, ``data``, ``import`` (each a ``cmd_<name>(args)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# train
+
+
+def cmd_train(args) -> int:
+    from ..config import check_input_size, read_preset, resolve
+
+    run_dir = Path(args.out) if args.out else None
+    if args.resume:
+        if run_dir is None:
+            raise CLIError("--resume needs --out RUN (the run folder to continue)")
+        saved = run_dir / "config.yaml"
+        if not saved.exists():
+            raise CLIError(f"--resume: {saved} not found; is {run_dir} a run folder?")
+        preset = read_preset(str(saved))
+    else:
+        if not args.preset:
+            raise CLIError("name a preset or YAML file, e.g. `unpaired train quick --data DIR` (see --help)")
+        preset = read_preset(args.preset)
+    overrides = list(args.set or [])
+    if args.data:
+        overrides.append(f"data.root={args.data}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = resolve(preset, overrides)
+    check_input_size(cfg)
+    if args.dry_run:
+        print(cfg.to_yaml(), end="")
+        return 0
+    if run_dir is None:
+        run_dir = Path("runs") / Path(args.preset).stem
+    if not args.resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise CLIError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another --out")
+
+    from ..training import distributed
+    from ..training.trainer import Trainer
+
+    try:  # under torchrun every process runs this; process 0 alone writes the run folder
+        trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+        last = trainer.fit()
+    finally:
+        distributed.cleanup()
+    if trainer.dist.is_main:
+        print(f"trained {trainer.step} steps; run folder {run_dir} (last checkpoint {last})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# translate
+
+
+def cmd_translate(args) -> int:
+    from ..data import check_files
+    from ..inference import Translator, expand_inputs
+
+    paths = expand_inputs(args.input)
+    problems = check_files(paths)
+    if problems:
+        raise CLIError("cannot read these inputs:\n" + "\n".join(f"  {p}: {why}" for p, why in problems))
+    stems = {}
+    for p in paths:
+        if p.stem in stems and stems[p.stem] != p:
+            raise CLIError(f"two inputs would both be written as {p.stem}.png: {stems[p.stem]} and {p}")
+        stems[p.stem] = p
+    out = Path(args.output)
+    translator = Translator.load(args.checkpoint, device=args.device or "cpu", directions=(args.direction,))
+    # multi-domain: one sub-folder per --target-domain, OUT/<domain>/<stem>.png; two domains: OUT/<stem>.png
+    jobs = [(target, out / target) for target in _targets(args, translator.domains)] or [(None, out)]
+    kept = []
+    for target, folder in jobs:
+        folder.mkdir(parents=True, exist_ok=True)
+        direction = None if target else args.direction
+        results = translator.translate_files(paths, direction, args.batch_size, target=target)
+        n = 0
+        for path, result in zip(paths, results):
+            result.image.save(folder / f"{path.stem}.png")
+            if args.overview and len(kept) < 24 and target == jobs[0][0]:
+                kept.append(result)
+            if args.save_attention and result.attention is not None:
+                if result.masks is not None and result.masks.shape[0] > 1:
+                    for k, mask in enumerate(result.masks, start=1):
+                        _grey(mask).save(folder / f"{path.stem}_attention_{k}.png")
+                _grey(result.attention).save(folder / f"{path.stem}_attention.png")
+            n += 1
+        print(f"translated {n} image(s) {f'to {target}' if target else args.direction} into {folder}")
+    if args.overview:
+        from ..visualize import overview
+
+        Path(args.overview).parent.mkdir(parents=True, exist_ok=True)
+        overview(paths, kept).save(args.overview)
+        print(f"overview (input | translation | attention | true mask): {args.overview}")
+    return 0
+
+
+def _targets(args, domains) -> list:
+    """The --target-domain names (repeatable, or comma-separated), checked against the model's domains."""
+    from ..models.multidomain import split_names
+
+    targets = [t for value in (args.target_domain or []) for t in split_names(value)]
+    if domains is None:
+        if targets:
+            raise CLIError(f"--target-domain: {args.checkpoint} translates between two domains; use --direction")
+        return []
+    if not targets:
+        raise CLIError(f"{args.checkpoint} is a multi-domain model: name --target-domain (one or more of "
+                       f"{', '.join(domains)})")
+    for target in targets:
+        if target not in domains:
+            raise CLIError(f"--target-domain: unknown domain {target!r}; this model knows {', '.join(domains)}")
+    return list(dict.fromkeys(targets))
+
+
+def _grey(array):
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8), mode="L")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# data
+
+
+def cmd_data(args) -> int:
+    if args.data_command == "synth":
+        if args.domains:
+            from ..data import make_synthetic_domains
+
+            root = make_synthetic_domains(args.dir, args.domains, size=args.size, n_train=args.n_train or 100,
+                                          n_test=args.n_test or 10, seed=args.seed)
+            print(f"wrote a synthetic {args.domains}-domain set to {root} (train/<domain>/, test/<domain>/)")
+            return 0
+        from ..data import make_synthetic, make_synthetic_stripes
+
+        make = make_synthetic_stripes if args.kind == "stripes" else make_synthetic
+        n_train = args.n_train or (400 if args.kind == "stripes" else 200)
+        n_test = args.n_test or (60 if args.kind == "stripes" else 30)
+        root = make(args.dir, size=args.size, n_train=n_train, n_test=n_test, seed=args.seed)
+        print(f"wrote a synthetic two-domain set ({args.kind}) with masks to {root}")
+        return 0
+    if args.data_command == "check":
+        from ..data import check_dataset
+
+        report = check_dataset(args.dir)
+        bad = [(p, why) for items in report.values() for p, why in items]
+        for p, why in bad:
+            print(f"{p}: {why}")
+        if bad:
+            print(f"{len(bad)} problem(s) in {args.dir}")
+            return 1
+        print(f"{args.dir}: every image is usable")
+        return 0
+    raise CLIError(f"unknown data command {args.data_command!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# import
+
+
+def cmd_import(args) -> int:
+    from ..compat import import_checkpoint
+
+    options = {"domains": args.domains} if args.domains else {}
+    run = import_checkpoint(args.format, [Path(p) for p in args.input], Path(args.out), **options)
+    print(f"imported {args.format} checkpoint into run folder {args.out} ({run})")
+    return 0
