@@ -170,8 +170,8 @@ def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: st
 
 def format_table(results: List[Dict[str, object]]) -> str:
     columns = ["direction", "n_source", "n_real", "fid", "kid_x100", "kid_std_x100", "accuracy", "background_psnr",
-               "background_ssim", "foreground_change", "attention_iou", "target_psnr", "success", "outside_psnr",
-               "outside_ssim", "outside_change", "inside_change", "seconds"]
+               "far_background_psnr", "background_ssim", "foreground_change", "attention_iou", "target_psnr",
+               "success", "outside_psnr", "outside_ssim", "outside_change", "inside_change", "seconds"]
     columns = [c for c in columns if any(c in r for r in results)]
 
     def fmt(v):

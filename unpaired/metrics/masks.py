@@ -3,7 +3,9 @@
 All images in [-1, 1] are compared in [0, 1] units. ``true_mask``: N×1×H×W, 1 = the object to change.
 :func:`region_scores` applies the same scores to one fixed region for every image (aligned faces: eyes and mouth).
 * ``background_psnr`` / ``background_ssim``: input vs translation outside the mask (higher = background kept);
-  SSIM only where its 11×11 window does not reach into the mask.
+  SSIM only where its 11×11 window does not reach into the mask. ``far_background_psnr``: PSNR over that same
+  far background (more than 5 px from the object): the pixels next to an object's outline (soft mask edges,
+  content bleeding over the edge) often dominate ``background_psnr``.
 * ``foreground_change``: mean |translation − input| inside the mask (higher = the object did change).
 * ``attention_iou``: IoU of the predicted foreground (attention > 0.5, or the U-GAT-IT heatmap scaled to
   [0, 1] and thresholded at 0.5) with the true mask.
@@ -65,6 +67,7 @@ def mask_scores(inputs: Tensor, outputs: Tensor, true_mask: Tensor, predicted: O
     far_bg = torch.where(far_bg.sum(dim=(1, 2, 3), keepdim=True) > 0, far_bg, bg)
     out = {
         "background_psnr": float(masked_psnr(x, y, bg).mean()),
+        "far_background_psnr": float(masked_psnr(x, y, far_bg).mean()),
         "background_ssim": float(((ssim_map(x, y) * far_bg).sum(dim=(1, 2, 3))
                                   / far_bg.sum(dim=(1, 2, 3)).clamp_min(1)).mean()),
         "foreground_change": float((((y - x).abs().mean(dim=1, keepdim=True) * fg).sum(dim=(1, 2, 3))
