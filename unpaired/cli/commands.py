@@ -153,6 +153,16 @@ def cmd_data(args) -> int:
         root = make(args.dir, size=args.size, n_train=n_train, n_test=n_test, seed=args.seed)
         print(f"wrote a synthetic two-domain set ({args.kind}) with masks to {root}")
         return 0
+    if args.data_command == "download":
+        from ..data.download import DownloadError, download_dataset
+
+        try:
+            download_dataset(args.name, Path(args.dir), sha256=args.sha256, keep_archive=args.keep_archive)
+        except DownloadError as e:
+            raise CLIError(str(e)) from None
+        except ImportError as e:
+            raise CLIError(f"{e.name or e}: not installed; pip install 'unpaired[download]'") from None
+        return 0
     if args.data_command == "check":
         from ..data import check_dataset
 

@@ -63,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--domains", type=int, metavar="N",
                    help="write a multi-domain set of N domains instead (train/<domain>/, test/<domain>/)")
+    from ..data.download import BASE_URL_ENV, DATASETS
+
+    d = dsub.add_parser("download", help="download a standard unpaired dataset by name (needs the [download] extra)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Download NAME.zip (resumable: run the same command again after an interruption), "
+                                    "check its sha256 where known, unpack trainA/ trainB/ testA/ testB/ into DIR and "
+                                    "record the source, licence and sha256 in DIR/SOURCE.json.",
+                        epilog="datasets:\n" + "\n".join(f"  {k:<24} {v.domains}" for k, v in DATASETS.items())
+                               + f"\n\nmirror: set {BASE_URL_ENV}=URL (files URL/NAME.zip)"
+                                 "\nexample:\n  unpaired data download horse2zebra data/horse2zebra")
+    d.add_argument("name", metavar="NAME")
+    d.add_argument("dir", metavar="DIR")
+    d.add_argument("--sha256", metavar="HEX", help="the archive's expected sha256 (refused if it differs)")
+    d.add_argument("--keep-archive", action="store_true", help="keep DIR/.download/NAME.zip after unpacking")
     c = dsub.add_parser("check", help="list every file of a dataset that cannot be used, with the reason")
     c.add_argument("dir")
     p.set_defaults(func=cmd_data)
