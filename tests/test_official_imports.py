@@ -2,6 +2,7 @@
 official U-GAT-IT TensorFlow checkpoints, imported and checked against the outputs of the official code
 (shared/fixtures/official/{cyclegan,ugatit-tf,ugatit-light-tf}, tolerances from their READMEs)."""
 
+import json
 import shutil
 import struct
 from pathlib import Path
@@ -217,3 +218,4 @@ def test_ugatit_tf_rho_smoothing(tmp_path):
     torch.testing.assert_close(smoothed, (rho - 0.1).clamp(0, 1))
     torch.testing.assert_close(stored, rho)
     assert method_from_run(tmp_path / "auto")[1].train.steps >= 1000
+    assert json.loads((tmp_path / "off" / "import.json").read_text())["smoothing"] is False

@@ -27,6 +27,7 @@ the file name minus one.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -248,4 +249,10 @@ def import_ugatit_tf(inputs: Sequence[Path], out: Path, tf_smoothing: Optional[s
     overrides = [f"train.steps={max(1_000_000, step)}"]  # official --iteration default
     if args.img_size is not None:  # full: the network's size is the crop size
         overrides += [f"data.crop_size={args.img_size}", f"data.load_size={args.img_size + 30}"]
-    return write_run(out, model, state, step=step, overrides=overrides)
+    run = write_run(out, model, state, step=step, overrides=overrides)
+    note = {"format": "ugatit-tf", "checkpoint": source, "smoothing": bool(shift), "rho": "clip(rho - 0.1, 0, 1)"
+            if shift else "as stored", "skipped_optimizer_variables": len(ckpt.names()) - len(theirs)}
+    (Path(out) / "import.json").write_text(json.dumps(note, indent=2) + "\n")
+    print(f"generator_B -> AtoB, generator_A -> BtoA; AdaLIN rho {note['rho']}; "
+          f"{note['skipped_optimizer_variables']} optimizer variables skipped")
+    return run
