@@ -80,6 +80,10 @@ class Translator:
                 weights = source / "generators" / f"{direction}.safetensors"
                 if weights.exists():
                     generators[direction], cards[direction] = load_generator(weights, device)
+            present = sorted(p.stem for p in (source / "generators").glob("*.safetensors"))
+            if not generators and present:  # e.g. an import of one direction: never a fresh one from the checkpoint
+                raise FileNotFoundError(f"{source} has no {' or '.join(d for d in directions if d != MULTI)} "
+                                        f"generator (generators/ holds {', '.join(present)})")
             if not generators:
                 last = latest_checkpoint(source)
                 if last is None:

@@ -75,6 +75,10 @@ def cmd_translate(args) -> int:
         stems[p.stem] = p
     out = Path(args.output)
     translator = Translator.load(args.checkpoint, device=args.device or "cpu", directions=(args.direction,))
+    fixed = translator.input_size(None if translator.domains else args.direction).fixed
+    if fixed:
+        print(f"note: this generator takes only {fixed}x{fixed} images (full U-GAT-IT): each input is resized to "
+              f"{fixed}x{fixed} (bilinear) and its translation resized back to the input's size")
     # multi-domain: one sub-folder per --target-domain, OUT/<domain>/<stem>.png; two domains: OUT/<stem>.png
     jobs = [(target, out / target) for target in _targets(args, translator.domains)] or [(None, out)]
     kept = []
@@ -149,6 +153,16 @@ def cmd_data(args) -> int:
         root = make(args.dir, size=args.size, n_train=n_train, n_test=n_test, seed=args.seed)
         print(f"wrote a synthetic two-domain set ({args.kind}) with masks to {root}")
         return 0
+    if args.data_command == "download":
+        from ..data.download import DownloadError, download_dataset
+
+        try:
+            download_dataset(args.name, Path(args.dir), sha256=args.sha256, keep_archive=args.keep_archive)
+        except DownloadError as e:
+            raise CLIError(str(e)) from None
+        except ImportError as e:
+            raise CLIError(f"{e.name or e}: not installed; pip install 'unpaired[download]'") from None
+        return 0
     if args.data_command == "check":
         from ..data import check_dataset
 
@@ -172,6 +186,8 @@ def cmd_import(args) -> int:
     from ..compat import import_checkpoint
 
     options = {"domains": args.domains} if args.domains else {}
+    if args.tf_smoothing:
+        options["tf_smoothing"] = args.tf_smoothing
     run = import_checkpoint(args.format, [Path(p) for p in args.input], Path(args.out), **options)
     print(f"imported {args.format} checkpoint into run folder {args.out} ({run})")
     return 0

@@ -63,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--domains", type=int, metavar="N",
                    help="write a multi-domain set of N domains instead (train/<domain>/, test/<domain>/)")
+    from ..data.download import BASE_URL_ENV, DATASETS
+
+    d = dsub.add_parser("download", help="download a standard unpaired dataset by name (needs the [download] extra)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Download NAME.zip (resumable: run the same command again after an interruption), "
+                                    "check its sha256 where known, unpack trainA/ trainB/ testA/ testB/ into DIR and "
+                                    "record the source, licence and sha256 in DIR/SOURCE.json.",
+                        epilog="datasets:\n" + "\n".join(f"  {k:<24} {v.domains}" for k, v in DATASETS.items())
+                               + f"\n\nmirror: set {BASE_URL_ENV}=URL (files URL/NAME.zip)"
+                                 "\nexample:\n  unpaired data download horse2zebra data/horse2zebra")
+    d.add_argument("name", metavar="NAME")
+    d.add_argument("dir", metavar="DIR")
+    d.add_argument("--sha256", metavar="HEX", help="the archive's expected sha256 (refused if it differs)")
+    d.add_argument("--keep-archive", action="store_true", help="keep DIR/.download/NAME.zip after unpacking")
     c = dsub.add_parser("check", help="list every file of a dataset that cannot be used, with the reason")
     c.add_argument("dir")
     p.set_defaults(func=cmd_data)
@@ -71,12 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import", help="turn an official checkpoint into a run folder",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="formats:\n" + "\n".join(f"  {k:<18} {v}" for k, v in FORMAT_HELP.items()))
+                       epilog="formats:\n" + "\n".join(f"  {k:<18} {v}" for k, v in FORMAT_HELP.items())
+                              + "\n\nexamples:\n"
+                                "  unpaired import --format cyclegan --input latest_net_G_A.pth latest_net_G_B.pth "
+                                "latest_net_D_A.pth latest_net_D_B.pth --out runs/h2z\n"
+                                "  unpaired import --format cyclegan --input horse2zebra.pth --out runs/h2z  "
+                                "(one generator: the run's AtoB)\n"
+                                "  unpaired import --format ugatit-tf --input checkpoint/UGATIT_selfie2anime_lsgan_"
+                                "4resblock_6dis_1_1_10_10_1000_sn_smoothing --out runs/s2a")
     p.add_argument("--format", required=True, choices=sorted(FORMAT_HELP))
     p.add_argument("--input", required=True, nargs="+", help="the official file(s)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--domains", metavar="A,B,C", help="multi-domain formats: the domain names in label order "
                                                        "(default domain0, domain1, ...)")
+    p.add_argument("--tf-smoothing", choices=["auto", "on", "off"],
+                   help="ugatit-tf: AdaLIN rho smoothing (on: rho_eff = clip(rho - 0.1, 0, 1), the official default; "
+                        "off: rho as stored); auto (default) reads it off the model folder name (..._smoothing)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("evaluate", help="score translations of a test split (FID, KID, attention/background)")

@@ -97,13 +97,15 @@ def convert(theirs: Mapping[str, torch.Tensor], table: Iterable[Row], ours: Mapp
 
 
 def write_run(out: Path, model: Dict[str, object], state: Dict[str, torch.Tensor], *, step: int = 0,
-              overrides: Sequence[str] = (), partial: Sequence[str] = ()) -> Path:
+              overrides: Sequence[str] = (), partial: Sequence[str] = (),
+              directions: Optional[Sequence[str]] = None) -> Path:
     """Write a run folder (config.yaml, checkpoints/step_N.pt, generators/* with their cards) holding ``state``.
 
     ``model``: the ``model`` config section (``name`` and arguments). ``state``: our method's state dict;
     networks named in ``partial`` (e.g. ``"discriminators"``) may be absent and keep fresh weights (initialised
-    as the trainer would, from ``train.seed``). The checkpoint holds weights only; ``--resume`` starts fresh
-    optimisers from it.
+    as the trainer would, from ``train.seed``). ``directions``: the generators written to ``generators/``
+    (default all; an import of one direction writes only that one). The checkpoint holds weights only;
+    ``--resume`` starts fresh optimisers from it.
     """
     import random
 
@@ -129,7 +131,8 @@ def write_run(out: Path, model: Dict[str, object], state: Dict[str, torch.Tensor
     merged.update(state)
     method.load_state_dict(merged)
     runfolder.write_config(out, cfg)
-    return runfolder.write_run(out, cfg, {"step": step, "method": method.state_dict()}, method.generators)
+    generators = {d: g for d, g in method.generators.items() if directions is None or d in directions}
+    return runfolder.write_run(out, cfg, {"step": step, "method": method.state_dict()}, generators)
 
 
 def prefixed(prefix: str, state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -155,3 +158,10 @@ register_format("attentiongan-multi", ".multidomain:import_attentiongan_multi",
                 "official AttentionGAN-v1-multi files <iter>-G.ckpt [, <iter>-D.ckpt]; --domains a,b,c names them")
 register_format("stargan", ".multidomain:import_stargan",
                 "original StarGAN files <iter>-G.ckpt [, <iter>-D.ckpt] (yunjey/stargan); --domains a,b,c")
+register_format("cyclegan", ".cyclegan:import_cyclegan",
+                "official CycleGAN files latest_net_G_A.pth [, latest_net_G_B.pth, latest_net_D_A.pth, "
+                "latest_net_D_B.pth] (junyanz/pytorch-CycleGAN-and-pix2pix), or one released generator "
+                "such as horse2zebra.pth (2017 format; it becomes the run's AtoB)")
+register_format("ugatit-tf", ".ugatit_tf:import_ugatit_tf",
+                "official U-GAT-IT TensorFlow checkpoint folder (checkpoint, *.index, *.data-*) or its .index "
+                "file (taki0112/UGATIT; full or light; generator_B = AtoB); --tf-smoothing auto|on|off")

@@ -19,6 +19,14 @@ Where each piece is: the CAM head (auxiliary classifier, channel re-weighting, h
 layers ``nn/spectral.py``; the loss functions ``losses.py`` (``adversarial_loss``, ``cycle_loss``,
 ``identity_loss``, ``cam_loss``), combined below in ``UGATIT.discriminator_loss`` / ``generator_loss``.
 
+Variant ``variant: tf`` (``model.variant``; default ``pytorch``): the layers of the official TensorFlow code
+(taki0112/UGATIT, which made the only released U-GAT-IT weights), so its checkpoints run exactly
+(``unpaired import --format ugatit-tf``): every generator conv has a bias; the encoder's instance norms are
+affine; one CAM classifier with a bias (``nn/cam.py``, ``shared_fc``); the gamma/beta MLP has biases; AdaLIN and
+LIN use biased variances; in the discriminator the final conv has a bias and the stride-1 convs pad by
+reflection 1 top/left and 2 bottom/right (the map keeps its size). What the importer converts instead of the
+model (NHWC flattening order of the MLP input, rho smoothing, spectral-norm vectors) is in ``compat/ugatit_tf.py``.
+
 Paper mapping: G_s→t = ``generators["AtoB"]`` (official genA2B), G_t→s = ``generators["BtoA"]`` (genB2A);
 ``discriminators["A"]["global"]`` = disGA, ``["A"]["local"]`` = disLA, ``["B"]["global"]`` = disGB,
 ``["B"]["local"]`` = disLB (each judges the domain it is keyed by).
@@ -36,7 +44,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +67,7 @@ class UGATITArgs:
     img_size: Optional[int] = None  # full: the MLP's size; follows data.crop_size (set that); light ignores it
     n_layers_global: int = 7  # global discriminator (official build_model: 7; needs img_size >= 96)
     n_layers_local: int = 5  # local discriminator (official: 5)
+    variant: Literal["pytorch", "tf"] = "pytorch"  # tf: the official TensorFlow code's layers (module docstring)
 
     def validate(self) -> None:
         if min(self.ngf, self.ndf) < 1 or self.n_blocks < 0:
@@ -67,28 +76,32 @@ class UGATITArgs:
             raise ValueError("n_layers_global and n_layers_local must be >= 3")
         if self.img_size is not None and self.img_size % 4:
             raise ValueError(f"img_size must be a multiple of 4, got {self.img_size}")
+        if self.variant not in ("pytorch", "tf"):
+            raise ValueError(f"variant must be pytorch or tf, got {self.variant!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # generator
 
 
-def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Conv2d:
-    """Reflection-padded ('same' for stride 1) convolution without bias, as every official G conv."""
-    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, padding_mode="reflect", bias=False)
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, tf: bool = False) -> nn.Conv2d:
+    """Reflection-padded ('same' for stride 1) convolution, without bias as every official PyTorch G conv (the TF
+    code's have one). Stride 2 pads 1 on every side; TF pads top/left only, which gives the same output for even
+    sizes (the extra row and column are never read)."""
+    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, padding_mode="reflect", bias=tf)
 
 
-def _conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
-    return ConvNormReLU(_conv(in_ch, out_ch, kernel, stride), nn.InstanceNorm2d(out_ch))
+def _conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, tf: bool = False) -> nn.Sequential:
+    return ConvNormReLU(_conv(in_ch, out_ch, kernel, stride, tf), nn.InstanceNorm2d(out_ch, affine=tf))
 
 
 class EncoderResnetBlock(nn.Module):
-    """x + [conv3, IN, ReLU, conv3, IN](x), no conv biases."""
+    """x + [conv3, IN, ReLU, conv3, IN](x), no conv biases (TF: biases and affine norms)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, tf: bool = False):
         super().__init__()
-        self.conv1, self.norm1 = _conv(dim, dim, 3), nn.InstanceNorm2d(dim)
-        self.conv2, self.norm2 = _conv(dim, dim, 3), nn.InstanceNorm2d(dim)
+        self.conv1, self.norm1 = _conv(dim, dim, 3, tf=tf), nn.InstanceNorm2d(dim, affine=tf)
+        self.conv2, self.norm2 = _conv(dim, dim, 3, tf=tf), nn.InstanceNorm2d(dim, affine=tf)
 
     def forward(self, x: Tensor) -> Tensor:
         y = torch.relu(self.norm1(self.conv1(x)))  # not in place: instance norm returns a view
@@ -98,33 +111,33 @@ class EncoderResnetBlock(nn.Module):
 class AdaLINResnetBlock(nn.Module):
     """x + [conv3, AdaLIN(gamma, beta), ReLU, conv3, AdaLIN(gamma, beta)](x); both norms share gamma, beta."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, tf: bool = False):
         super().__init__()
-        self.conv1, self.norm1 = _conv(dim, dim, 3), AdaLIN(dim)
-        self.conv2, self.norm2 = _conv(dim, dim, 3), AdaLIN(dim)
+        self.conv1, self.norm1 = _conv(dim, dim, 3, tf=tf), AdaLIN(dim, unbiased=not tf)
+        self.conv2, self.norm2 = _conv(dim, dim, 3, tf=tf), AdaLIN(dim, unbiased=not tf)
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         y = torch.relu_(self.norm1(self.conv1(x), gamma, beta))
         return x + self.norm2(self.conv2(y), gamma, beta)
 
 
-def _upsample_lin(in_ch: int, out_ch: int) -> nn.Sequential:
+def _upsample_lin(in_ch: int, out_ch: int, tf: bool = False) -> nn.Sequential:
     """×2 nearest up-sampling, conv3, LIN, ReLU."""
     return nn.Sequential(OrderedDict(up=nn.Upsample(scale_factor=2, mode="nearest"),
-                                     conv=_conv(in_ch, out_ch, 3),
-                                     norm=LIN(out_ch),
+                                     conv=_conv(in_ch, out_ch, 3, tf=tf),
+                                     norm=LIN(out_ch, unbiased=not tf),
                                      act=nn.ReLU(inplace=True)))
 
 
 class GammaBetaMLP(nn.Module):
-    """Two bias-free Linear+ReLU layers, then one Linear each for AdaLIN's gamma and beta (N×C)."""
+    """Two bias-free (TF: with bias) Linear+ReLU layers, then one Linear each for AdaLIN's gamma and beta (N×C)."""
 
-    def __init__(self, in_features: int, channels: int):
+    def __init__(self, in_features: int, channels: int, bias: bool = False):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(in_features, channels, bias=False), nn.ReLU(inplace=True),
-                                nn.Linear(channels, channels, bias=False), nn.ReLU(inplace=True))
-        self.gamma = nn.Linear(channels, channels, bias=False)
-        self.beta = nn.Linear(channels, channels, bias=False)
+        self.fc = nn.Sequential(nn.Linear(in_features, channels, bias=bias), nn.ReLU(inplace=True),
+                                nn.Linear(channels, channels, bias=bias), nn.ReLU(inplace=True))
+        self.gamma = nn.Linear(channels, channels, bias=bias)
+        self.beta = nn.Linear(channels, channels, bias=bias)
 
     def forward(self, x: Tensor):
         h = self.fc(x)
@@ -135,27 +148,27 @@ class UGATITGenerator(nn.Module):
     size_multiple = 4  # two stride-2 convolutions
 
     def __init__(self, ngf: int = 64, n_blocks: int = 4, img_size: int = 256, light: bool = False,
-                 in_ch: int = 3, out_ch: int = 3):
+                 in_ch: int = 3, out_ch: int = 3, variant: str = "pytorch"):
         super().__init__()
         if img_size is None and not light:
             raise ValueError("full U-GAT-IT needs its img_size (model.img_size follows data.crop_size once the "
                              "settings are resolved)")
         self.light, self.img_size = light, img_size
         self.fixed_size = None if light else img_size  # the full MLP flattens an img_size/4 feature map
-        dim = 4 * ngf
+        dim, tf = 4 * ngf, variant == "tf"
         self.encoder = nn.Sequential(OrderedDict(
-            stem=_conv_in_relu(in_ch, ngf, 7, 1),
-            down1=_conv_in_relu(ngf, 2 * ngf, 3, 2),
-            down2=_conv_in_relu(2 * ngf, dim, 3, 2),
-            blocks=nn.Sequential(*[EncoderResnetBlock(dim) for _ in range(n_blocks)]),
+            stem=_conv_in_relu(in_ch, ngf, 7, 1, tf),
+            down1=_conv_in_relu(ngf, 2 * ngf, 3, 2, tf),
+            down2=_conv_in_relu(2 * ngf, dim, 3, 2, tf),
+            blocks=nn.Sequential(*[EncoderResnetBlock(dim, tf) for _ in range(n_blocks)]),
         ))
-        self.cam = CAMHead(dim)
-        self.mlp = GammaBetaMLP(dim if light else dim * (img_size // 4) ** 2, dim)
-        self.decoder = nn.ModuleList([AdaLINResnetBlock(dim) for _ in range(n_blocks)])
+        self.cam = CAMHead(dim, shared_fc=tf)
+        self.mlp = GammaBetaMLP(dim if light else dim * (img_size // 4) ** 2, dim, bias=tf)
+        self.decoder = nn.ModuleList([AdaLINResnetBlock(dim, tf) for _ in range(n_blocks)])
         self.upsample = nn.Sequential(OrderedDict(
-            up1=_upsample_lin(dim, 2 * ngf),
-            up2=_upsample_lin(2 * ngf, ngf),
-            head=_conv(ngf, out_ch, 7),
+            up1=_upsample_lin(dim, 2 * ngf, tf),
+            up2=_upsample_lin(2 * ngf, ngf, tf),
+            head=_conv(ngf, out_ch, 7, tf=tf),
         ))
 
     def forward(self, x: Tensor) -> GeneratorOutput:
@@ -175,25 +188,26 @@ class UGATITGenerator(nn.Module):
 # discriminator
 
 
-def _sn_conv(in_ch: int, out_ch: int, stride: int, bias: bool = True) -> SNConv2d:
-    """Spectral-norm 4×4 convolution with reflection padding 1."""
-    return SNConv2d(in_ch, out_ch, 4, stride, reflect_pad=1, bias=bias)
+def _sn_conv(in_ch: int, out_ch: int, stride: int, bias: bool = True, tf: bool = False) -> SNConv2d:
+    """Spectral-norm 4×4 convolution with reflection padding 1 (TF, stride 1: 1 top/left, 2 bottom/right)."""
+    return SNConv2d(in_ch, out_ch, 4, stride, reflect_pad=(1, 2, 1, 2) if tf and stride == 1 else 1, bias=bias)
 
 
 class UGATITDiscriminator(nn.Module):
     """n_layers − 1 convs (all stride 2 but the last), CAM head, a conv to one logit per patch."""
 
-    def __init__(self, ndf: int = 64, n_layers: int = 7, in_ch: int = 3):
+    def __init__(self, ndf: int = 64, n_layers: int = 7, in_ch: int = 3, variant: str = "pytorch"):
         super().__init__()
+        tf = variant == "tf"
         widths = [in_ch] + [ndf * 2 ** i for i in range(n_layers - 1)]
         strides = [2] * (n_layers - 2) + [1]
         self.features = nn.Sequential(*[
-            nn.Sequential(OrderedDict(conv=_sn_conv(widths[i], widths[i + 1], strides[i]),
+            nn.Sequential(OrderedDict(conv=_sn_conv(widths[i], widths[i + 1], strides[i], tf=tf),
                                       act=nn.LeakyReLU(0.2, inplace=True)))
             for i in range(n_layers - 1)
         ])
-        self.cam = CAMHead(widths[-1], negative_slope=0.2, spectral_norm=True)
-        self.head = _sn_conv(widths[-1], 1, 1, bias=False)
+        self.cam = CAMHead(widths[-1], negative_slope=0.2, spectral_norm=True, shared_fc=tf)
+        self.head = _sn_conv(widths[-1], 1, 1, bias=tf, tf=tf)
 
     def forward(self, x: Tensor) -> DiscriminatorOutput:
         attended, cam_logit, heatmap = self.cam(self.features(x))
@@ -215,14 +229,16 @@ class UGATIT(TranslationMethod):
         self.args, self.weights, self.light = args, weights, light
         self.generators = nn.ModuleDict({d: self.make_generator(args, light) for d in DIRECTIONS})
         self.discriminators = nn.ModuleDict({
-            domain: nn.ModuleDict({"global": UGATITDiscriminator(args.ndf, args.n_layers_global),
-                                   "local": UGATITDiscriminator(args.ndf, args.n_layers_local)})
+            domain: nn.ModuleDict({scale: UGATITDiscriminator(args.ndf, n_layers, variant=args.variant)
+                                   for scale, n_layers in (("global", args.n_layers_global),
+                                                           ("local", args.n_layers_local))})
             for domain in ("A", "B")
         })
 
     @staticmethod
     def make_generator(args: UGATITArgs, light: bool = False) -> UGATITGenerator:
-        return UGATITGenerator(ngf=args.ngf, n_blocks=args.n_blocks, img_size=args.img_size, light=light)
+        return UGATITGenerator(ngf=args.ngf, n_blocks=args.n_blocks, img_size=args.img_size, light=light,
+                               variant=args.variant)
 
     def phases(self):
         return [

@@ -36,13 +36,16 @@ def adalin_reference(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: f
     return gamma * (rho * a_I + (1 - rho) * a_L) + beta
 
 
-def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
-    """gamma·(rho·IN(x) + (1−rho)·LN(x)) + beta with unbiased variances.
+def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5,
+                        unbiased: bool = True) -> Tensor:
+    """gamma·(rho·IN(x) + (1−rho)·LN(x)) + beta with unbiased variances (``unbiased=False``: biased ones, as
+    the official TensorFlow code's ``tf.nn.moments``).
 
     x: N×C×H×W; rho: 1×C×1×1; gamma, beta: N×C×1×1 or 1×C×1×1.
     """
-    in_var, in_mean = torch.var_mean(x, dim=(2, 3), keepdim=True)
-    ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True)
+    correction = 1 if unbiased else 0
+    in_var, in_mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=correction)
+    ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True, correction=correction)
     in_inv = torch.rsqrt(in_var + eps)
     ln_inv = torch.rsqrt(ln_var + eps)
     scale = rho * in_inv + (1 - rho) * ln_inv  # N×C×1×1
@@ -53,33 +56,34 @@ def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps
 class AdaLIN(nn.Module):
     """Adaptive Layer-Instance Normalisation: gamma, beta come from outside (N×C), rho is learned."""
 
-    def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.9):
+    def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.9, unbiased: bool = True):
         super().__init__()
-        self.eps = eps
+        self.eps, self.unbiased = eps, unbiased
         self.rho = nn.Parameter(torch.full((1, channels, 1, 1), float(rho_init)))
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        return layer_instance_norm(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps)
+        return layer_instance_norm(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps,
+                                   self.unbiased)
 
     def extra_repr(self) -> str:
-        return f"{self.rho.shape[1]}, eps={self.eps}"
+        return f"{self.rho.shape[1]}, eps={self.eps}" + ("" if self.unbiased else ", biased variance")
 
 
 class LIN(nn.Module):
     """Layer-Instance Normalisation with its own affine parameters (gamma 1, beta 0, rho 0 at init)."""
 
-    def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.0):
+    def __init__(self, channels: int, eps: float = 1e-5, rho_init: float = 0.0, unbiased: bool = True):
         super().__init__()
-        self.eps = eps
+        self.eps, self.unbiased = eps, unbiased
         self.rho = nn.Parameter(torch.full((1, channels, 1, 1), float(rho_init)))
         self.gamma = nn.Parameter(torch.ones(1, channels, 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return layer_instance_norm(x, self.rho, self.gamma, self.beta, self.eps)
+        return layer_instance_norm(x, self.rho, self.gamma, self.beta, self.eps, self.unbiased)
 
     def extra_repr(self) -> str:
-        return f"{self.rho.shape[1]}, eps={self.eps}"
+        return f"{self.rho.shape[1]}, eps={self.eps}" + ("" if self.unbiased else ", biased variance")
 
 
 @torch.no_grad()

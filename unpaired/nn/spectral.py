@@ -15,6 +15,8 @@ and three backward. ``weight`` is an alias of the raw ``weight_orig`` parameter,
 
 from __future__ import annotations
 
+from typing import Tuple, Union
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,10 +53,11 @@ class _SpectralNormed(nn.Module):
 
 
 class SNConv2d(_SpectralNormed):
-    """Conv2d(in_ch, out_ch, kernel, stride, bias) with optional reflection padding, spectral-normalised."""
+    """Conv2d(in_ch, out_ch, kernel, stride, bias) with optional reflection padding, spectral-normalised.
+    ``reflect_pad``: one int for every side, or (left, right, top, bottom) as ``F.pad`` takes it."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, *, reflect_pad: int = 0,
-                 bias: bool = True):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, *,
+                 reflect_pad: Union[int, Tuple[int, int, int, int]] = 0, bias: bool = True):
         super().__init__()
         conv = nn.Conv2d(in_ch, out_ch, kernel, stride, bias=bias)  # PyTorch's default initialisation
         self.stride, self.reflect_pad = stride, reflect_pad
@@ -63,7 +66,8 @@ class SNConv2d(_SpectralNormed):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.reflect_pad:
-            x = F.pad(x, (self.reflect_pad,) * 4, mode="reflect")
+            pad = self.reflect_pad if isinstance(self.reflect_pad, tuple) else (self.reflect_pad,) * 4
+            x = F.pad(x, pad, mode="reflect")
         y = F.conv2d(x, self.weight_orig, None, self.stride) / self.sigma()
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
