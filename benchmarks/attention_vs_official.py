@@ -200,6 +200,27 @@ def report(results: Path) -> None:
                   f"{r['attention_iou']:<15.3f} {r.get('success', nan):<14.2f} {r['train_seconds']:<8.0f}")
 
 
+def markdown(results: Path) -> None:
+    """The table of ``report`` as Markdown: one row per data set, configuration and direction."""
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    groups = {}
+    for r in rows:
+        groups.setdefault((Path(r["data"]).name, r["label"], r["direction"]), []).append(r)
+    print("| data | configuration | direction | seeds | background PSNR (dB) | worst | far-background PSNR (dB) "
+          "| background SSIM | attention IoU | worst | success | train s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (data, label, direction), rs in sorted(groups.items()):
+        def ms(key, digits=2):
+            values = [r[key] for r in rs if r.get(key) is not None]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}" if values else "–"
+
+        print(f"| {data} | {label} | {direction} | {len(rs)} | {ms('background_psnr')} | "
+              f"{min(r['background_psnr'] for r in rs):.2f} | {ms('far_background_psnr', 1)} | "
+              f"{ms('background_ssim', 3)} | {ms('attention_iou', 3)} | {min(r['attention_iou'] for r in rs):.3f} | "
+              f"{ms('success')} | {ms('train_seconds', 0)} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", type=Path, help="local clone of Ha0Tang/AttentionGAN (for --impl official)")
@@ -217,6 +238,7 @@ def main() -> int:
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="switches for ours")
     parser.add_argument("--report", action="store_true", help="only print the table of WORK/results.jsonl")
     parser.add_argument("--rescore", action="store_true", help="score every run of WORK/results.jsonl again")
+    parser.add_argument("--markdown", action="store_true", help="print the table of WORK/results.jsonl as Markdown")
     parser.add_argument("--worker", choices=["official", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--worker-dir", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -225,6 +247,9 @@ def main() -> int:
     results = args.out / "results.jsonl"
     if args.worker:
         return worker(args)
+    if args.markdown:
+        markdown(results)
+        return 0
     if args.rescore:
         rescore(results)
     if args.report or args.rescore:
