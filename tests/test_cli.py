@@ -88,8 +88,9 @@ def test_translate_reports_unreadable_inputs(trained_run, tmp_path):
     (tmp_path / "good.png").write_bytes((root / "data" / "testA" / "0000.png").read_bytes())
     (tmp_path / "broken.png").write_bytes(b"not an image at all")
     proc = unpaired("translate", "--checkpoint", run, "--input", tmp_path, "--output", tmp_path / "o", ok=False)
-    assert proc.returncode == 2 and "broken.png" in proc.stderr
-    assert not (tmp_path / "o" / "good.png").exists()
+    # issue 18 (item 7): one line names the bad file and why, the others are translated, the exit status is 1
+    assert proc.returncode == 1 and "broken.png: not a readable image" in proc.stderr
+    assert (tmp_path / "o" / "good.png").exists() and not (tmp_path / "o" / "broken.png").exists()
 
 
 def test_dry_run_and_help():

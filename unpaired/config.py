@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +290,34 @@ def check_input_size(cfg: RunConfig) -> None:
                           f"(model.{key} follows it)")
 
 
+#: (low, high, high included) of number settings; every number must also be finite. The model's integer
+#: arguments (channels, blocks, layers, masks, c_dim, n_critic) are at least 1, its other numbers at least 0.
+BOUNDS = {
+    "data.load_size": (1, None, True), "train.lr": (0.0, None, True), "train.beta1": (0.0, 1.0, False),
+    "train.beta2": (0.0, 1.0, False), "train.weight_decay": (0.0, None, True), "train.init_gain": (0.0, None, True),
+    "train.seed": (0, None, True), "model.dropout": (0.0, 1.0, False),
+}
+
+
+def check_bounds(cfg: RunConfig) -> None:
+    """Every number setting finite and within ``BOUNDS``; ``train.lr`` above 0. One ConfigError naming the key."""
+    sections = {"model": cfg.model, "data": cfg.data, "loss": cfg.loss, "train": cfg.train}
+    for section, obj in sections.items():
+        for f in dataclasses.fields(obj):
+            value, key = getattr(obj, f.name), f"{section}.{f.name}"
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: must be a finite number, got {value}")
+            default = (1 if isinstance(value, int) else 0.0, None, True) if section == "model" else \
+                ((0.0, None, True) if section == "loss" else None)
+            low, high, closed = BOUNDS.get(key, default) or (None, None, True)
+            if low is not None and value < low or (key == "train.lr" and value <= 0):
+                raise ConfigError(f"{key}: must be {'above' if key == 'train.lr' else 'at least'} {low}, got {value}")
+            if high is not None and (value > high or (value == high and not closed)):
+                raise ConfigError(f"{key}: must be below {high}{' or equal' if closed else ''}, got {value}")
+
+
 def validate(cfg: RunConfig) -> None:
     d, t = cfg.data, cfg.train
     if d.crop_size > d.load_size:
@@ -305,8 +335,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("train.pool_size and data.num_workers must be >= 0")
     if d.prefetch_factor < 1:
         raise ConfigError(f"data.prefetch_factor: must be at least 1, got {d.prefetch_factor}")
-    if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
-        raise ConfigError(f"train.device: {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    if not (t.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", t.device)):
+        raise ConfigError(f"train.device: {t.device!r} is not one of auto, cpu, cuda, cuda:N (N a GPU number), mps")
+    check_bounds(cfg)
     check = getattr(cfg.model, "validate", None)
     if check is not None:
         try:

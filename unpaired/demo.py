@@ -27,7 +27,10 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-__all__ = ["build_demo", "launch_demo", "find_examples", "run_demo"]
+from .data.images import max_pixels as default_max_pixels  # noqa: E402
+from .host_memory import release_freed_memory  # noqa: E402
+
+__all__ = ["build_demo", "launch_demo", "find_examples", "run_demo", "check_payload"]
 
 EXAMPLES_PER_DOMAIN = 6
 # small training-size images are scaled up to fill their panels (pixelated, so no detail is invented)
@@ -111,12 +114,62 @@ def _with_direction(translate, direction: str):
     return run
 
 
+def check_payload(payload, max_bytes: int, max_pixels: int) -> None:
+    """Refuse (``gr.Error``) an image sent to the server, before Gradio decodes it, whose bytes exceed
+    ``max_bytes`` or whose header declares more than ``max_pixels`` pixels: uploaded files and base64 ``data:``
+    URLs sent to the API alike."""
+    import base64
+    import io
+
+    url, path = getattr(payload, "url", None), getattr(payload, "path", None)
+    if url and url.startswith("data:"):
+        data = url.partition(",")[2]
+        if len(data) * 3 // 4 > max_bytes:
+            raise gr.Error(f"image of about {len(data) * 3 // 4 / 2**20:.1f} MB refused: the limit is "
+                           f"{max_bytes / 2**20:g} MB")
+        try:
+            source = io.BytesIO(base64.b64decode(data, validate=False))
+        except ValueError:
+            raise gr.Error("image refused: not valid base64") from None
+    elif path:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise gr.Error(f"image of {size / 2**20:.1f} MB refused: the limit is {max_bytes / 2**20:g} MB")
+        source = path
+    else:
+        return
+    try:
+        with Image.open(source) as im:  # the header only: nothing decoded
+            width, height = im.size
+    except Image.DecompressionBombError:
+        raise gr.Error(f"image refused: it declares more than {max_pixels} pixels") from None
+    except Exception:  # noqa: BLE001 - Gradio reports what it cannot read itself
+        return
+    if width * height > max_pixels:
+        raise gr.Error(f"image of {width}x{height} px refused: the limit is {max_pixels} pixels")
+
+
+def _capped(component, max_bytes: int, max_pixels: int):
+    """``component.preprocess`` with :func:`check_payload` first (every path into the model goes through it)."""
+    original = component.preprocess
+
+    def preprocess(payload):
+        check_payload(payload, max_bytes, max_pixels)
+        return original(payload)
+
+    component.preprocess = preprocess
+    return component
+
+
 def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_mb: float = 10.0, *,
-               max_side: int = 1024, title: str = "unpaired: image-to-image translation") -> gr.Blocks:
+               max_side: int = 1024, title: str = "unpaired: image-to-image translation",
+               max_pixels: Optional[int] = None) -> gr.Blocks:
     """The demo page for ``translator`` (a :class:`unpaired.Translator`).
 
     examples: (image path, direction or target domain) pairs shown under the input; clicking one translates it.
     max_upload_mb: the server refuses larger uploads (applied by :func:`launch_demo`).
+    max_pixels: images declaring more pixels are refused before decoding (default: ``UNPAIRED_MAX_PIXELS``,
+    Pillow's warning threshold); uploads and base64 ``data:`` URLs alike, by bytes and by pixels.
     Element ids for scripts and tests: ``input-image``, ``direction``, ``translate-button``,
     ``translation``, ``attention-overlay``, ``attention-masks``, ``status``.
     """
@@ -136,6 +189,7 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
         result = (translator.translate(image, target=direction) if domains
                   else translator.translate(image, direction))
         seconds = time.perf_counter() - start
+        release_freed_memory()  # a large request's memory goes back to the system
         masks = [] if result.masks is None or len(result.masks) < 2 else [
             (_grey(m), "background" if k == len(result.masks) - 1 else f"mask {k + 1}")
             for k, m in enumerate(result.masks)]
@@ -157,6 +211,7 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
         with gr.Row(equal_height=True):
             source = gr.Image(label="input", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
                               format="png", height=320, elem_id="input-image")
+            _capped(source, int(max_upload_mb * 1024 * 1024), max_pixels or default_max_pixels())
             translation = gr.Image(label="translation", type="pil", format="png", interactive=False,
                                    height=320, elem_id="translation")
             overlay = gr.Image(label="attention overlay (red = attended)", type="pil", format="png",

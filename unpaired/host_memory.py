@@ -48,3 +48,18 @@ def keep_freed_memory() -> bool:
     if ok:
         log.info("CPU memory: freed tensor memory is kept in the process for reuse (unpaired.host_memory)")
     return ok
+
+
+def release_freed_memory() -> bool:
+    """Hand the free memory at the top and in the middle of glibc's heap back to the kernel now
+    (``malloc_trim(0)``; also after :func:`keep_freed_memory`): the demo calls it after each request, so one
+    large image does not keep the server's memory high. False where there is no glibc."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    import gc
+
+    gc.collect()
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

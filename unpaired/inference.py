@@ -29,7 +29,8 @@ from PIL import Image
 from . import host_memory
 from .data import target_label  # noqa: F401  (re-exported: the label of named target domains)
 from .models.base import DIRECTIONS, MULTI, GeneratorOutput, InputSize, normalise_heatmap
-from .runfolder import ModelCard, generators_from_training_state, latest_checkpoint, load_generator
+from .runfolder import (ModelCard, generators_checkpoint, generators_from_training_state, latest_checkpoint,
+                        load_generator)
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
 
@@ -76,6 +77,9 @@ class Translator:
         generators, cards = {}, {}
         directions = tuple(dict.fromkeys((*directions, MULTI)))  # a multi-domain model's one generator, if any
         if source.is_dir():
+            behind = generators_checkpoint(source, directions)  # generators/ apart from the newest checkpoint
+            if behind is not None:
+                return cls.load(behind, device, directions)
             for direction in directions:
                 weights = source / "generators" / f"{direction}.safetensors"
                 if weights.exists():
@@ -285,11 +289,13 @@ def expand_inputs(patterns: Sequence[str]) -> List[Path]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = list_images(path)
+            found = list_images(path)  # with the links that lead nowhere (or in a loop): named when read
+            found = sorted(found + [p for p in path.iterdir() if p.is_symlink() and not p.exists()
+                                    and p.suffix.lower() in IMAGE_EXTENSIONS], key=lambda p: p.name)
             if not found:
                 raise FileNotFoundError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             out += found
-        elif path.is_file():
+        elif path.is_file() or path.is_symlink():  # a broken link or a loop: load_rgb names it
             out.append(path)
         else:
             matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))

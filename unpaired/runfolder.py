@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 import os
 import re
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,8 +32,12 @@ import torch
 from . import __version__
 from .models import get_model
 from .models.base import MULTI, InputSize
+from .safefiles import BadFileError, safetensors_header
 
-__all__ = ["CARD_VERSION", "STATE_FORMAT", "NORMALISATION", "CardVersionError", "InputSize", "ModelCard",
+log = logging.getLogger("unpaired")
+
+__all__ = ["CARD_VERSION", "NonFiniteWeightsError", "clean_temp_files", "checkpoint_intact", "check_finite",
+           "safetensors_header", "generators_checkpoint", "STATE_FORMAT", "NORMALISATION", "CardVersionError", "InputSize", "ModelCard",
            "atomic_write", "atomic_write_text", "checkpoint_path", "list_checkpoints", "latest_checkpoint",
            "prune_checkpoints", "save_training_state", "load_training_state", "save_generator",
            "load_generator", "write_run"]
@@ -47,6 +54,13 @@ class CardVersionError(ValueError):
     """A file written by a newer version of unpaired, in a format this version cannot read."""
 
 
+class NonFiniteWeightsError(ValueError):
+    """Weights with NaN or Inf values: never written to a checkpoint or a generator file."""
+
+
+TEMP_RE = re.compile(r"^\..+\.tmp$")  # atomic_write's temporary files: .NAME.XXXX.tmp
+
+
 # ----------------------------------------------------------------------------------------------------------
 # atomic files
 
@@ -54,19 +68,47 @@ class CardVersionError(ValueError):
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync, then rename over ``path`` (same folder, so the rename is atomic)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno is not None:  # read-only folder, full disk: one line naming the file
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from None
         raise
+
+
+def clean_temp_files(run_dir: Path) -> List[Path]:
+    """Remove the temporary files of writes interrupted by a kill (``.NAME.XXXX.tmp`` in the run folder,
+    ``checkpoints/`` and ``generators/``); returns what was removed."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints", Path(run_dir) / "generators"):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if TEMP_RE.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    if removed:
+        log.warning("removed %d temporary file(s) of an interrupted write: %s", len(removed),
+                    ", ".join(str(p) for p in removed))
+    return removed
+
+
+def check_finite(tensors: Dict[str, Any], what: str) -> None:
+    """Raise NonFiniteWeightsError naming ``what`` and the first tensors holding NaN or Inf."""
+    bad = [k for k, v in tensors.items()
+           if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise NonFiniteWeightsError(f"{what}: {len(bad)} of {len(tensors)} tensors hold NaN or Inf "
+                                    f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); not written")
 
 
 def _umask() -> int:
@@ -96,10 +138,26 @@ def list_checkpoints(run_dir: Path) -> List[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_intact(path: Path) -> bool:
+    """Whether ``path`` is a complete ``torch.save`` archive (its zip directory, at the end, reads and every
+    member's stored size fits in the file): a truncated or overwritten file is not."""
+    try:
+        size = Path(path).stat().st_size
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            return bool(infos) and all(i.header_offset + i.compress_size <= size for i in infos)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
 def latest_checkpoint(run_dir: Path) -> Optional[Path]:
-    """The newest checkpoint of a run (the highest step), or None."""
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
+    """The newest intact checkpoint of a run (the highest step whose file is complete), or None; a newer one that
+    is damaged is skipped with a warning."""
+    for path in reversed(list_checkpoints(run_dir)):
+        if checkpoint_intact(path):
+            return path
+        log.warning("%s: damaged or truncated checkpoint; skipped in favour of an older one", path)
+    return None
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
@@ -109,6 +167,7 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 def save_training_state(path: Path, state: Dict[str, Any]) -> None:
     state = {**state, "format": STATE_FORMAT, "version": __version__}
+    check_finite(state.get("method", {}), str(path))
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -190,7 +249,7 @@ class ModelCard:
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable model card ({e})") from None
+            raise BadFileError(f"{path}: not a readable model card ({e})") from None
         return cls.from_dict(data, str(path))
 
 
@@ -221,6 +280,7 @@ def save_generator(folder: Path, card: ModelCard, module: torch.nn.Module) -> Pa
     folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     weights = folder / f"{card.direction}.safetensors"
+    check_finite(tensors, str(weights))
     atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     card.write(folder / f"{card.direction}.json")
     return weights
@@ -235,13 +295,32 @@ def load_generator(weights: Path, device="cpu") -> Tuple[torch.nn.Module, ModelC
     if not card_path.exists():
         raise FileNotFoundError(f"{card_path}: missing; it says which model {weights.name} belongs to")
     card = ModelCard.read(card_path)
+    check_generator_file(weights, card, card_path)  # before anything is allocated
     module = card.build_generator()
-    state = load_file(str(weights), device="cpu")
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"{weights}: does not fit model {card.model!r} with {card.args}: "
-                           f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as e:  # noqa: BLE001 - safetensors' errors do not name the file
+        raise BadFileError(f"{weights}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    module.load_state_dict(state)
     return module.to(device).eval(), card
+
+
+def check_generator_file(weights: Path, card: ModelCard, card_path: Path) -> None:
+    """The card's network (built on the meta device: no memory) must have exactly the tensors, with the shapes,
+    that the weights file's header lists; a card that would build another network is refused naming both files."""
+    found = safetensors_header(weights)
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in card.build_generator().state_dict().items()}
+    except Exception as e:  # noqa: BLE001 - a card whose arguments build no network
+        raise BadFileError(f"{card_path}: model {card.model!r} cannot be built with {card.args} ({e})") from None
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k} {found[k][1]} != {expected[k]}" for k in expected if k in found and found[k][1] != expected[k]]
+    if missing or unexpected or shapes:
+        raise BadFileError(f"{weights}: does not fit the model its card {card_path.name} describes ({card.model}, "
+                         f"ngf={card.args.get('ngf')}): missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                         f"shapes {shapes[:3]}")
 
 
 def generators_from_training_state(path: Path, device="cpu", directions=("AtoB", "BtoA", MULTI)):
@@ -273,12 +352,32 @@ def write_run(run_dir: Path, cfg, state: Dict[str, Any], generators, keep: Optio
     checkpoint's path. ``config.yaml`` is written by ``write_config``, once, when a run starts."""
     run_dir, step = Path(run_dir), int(state["step"])
     path = checkpoint_path(run_dir, step)
+    check_finite(state["method"], str(path))  # nothing of this step is written when any weight is NaN/Inf
     save_training_state(path, {**state, "config": cfg.to_dict()})
     for direction, generator in generators.items():
         save_generator(run_dir / "generators", ModelCard.for_config(cfg, direction, step), generator)
     if keep:
         prune_checkpoints(run_dir, keep)
     return path
+
+
+def generators_checkpoint(run_dir: Path, directions) -> Optional[Path]:
+    """None when ``generators/`` of ``directions`` is that of the newest intact checkpoint (every card names
+    its step); else that checkpoint, to load the generators from (a kill between the files of one save, or a
+    damaged newest checkpoint, leaves them apart), with a warning."""
+    run_dir = Path(run_dir)
+    newest = latest_checkpoint(run_dir)
+    cards = [run_dir / "generators" / f"{d}.json" for d in directions]
+    cards = [c for c in cards if c.exists() and c.with_suffix(".safetensors").exists()]
+    if newest is None or not cards:
+        return None
+    step = int(CHECKPOINT_RE.match(newest.name).group(1))
+    steps = {c.stem: ModelCard.read(c).step for c in cards}
+    if all(s == step for s in steps.values()):
+        return None
+    log.warning("%s: generators/ (steps %s) is not that of the newest intact checkpoint %s; loading the generators "
+                "from the checkpoint", run_dir, steps, newest.name)
+    return newest
 
 
 def write_config(run_dir: Path, cfg) -> None:

@@ -29,6 +29,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (CLIError, ConfigError, FileNotFoundError) as e:
         print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a read-only folder, a full disk: one line naming the path
+        print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -36,9 +39,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ..compat import ImportMismatch
         from ..data import BadImageError, UnknownDomainError
         from ..metrics.evaluate import EvaluationError
+        from ..runfolder import CardVersionError, NonFiniteWeightsError
+        from ..safefiles import BadFileError
         from ..training.trainer import NonFiniteLossError
 
-        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch, UnknownDomainError, EvaluationError)):
+        if isinstance(e, (BadImageError, NonFiniteLossError, ImportMismatch, UnknownDomainError, EvaluationError,
+                          BadFileError, NonFiniteWeightsError, CardVersionError)):
             print(f"unpaired {args.command}: error: {e}", file=sys.stderr)
             return 1
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -40,7 +41,9 @@ def cmd_train(args) -> int:
         return 0
     if run_dir is None:
         run_dir = Path("runs") / Path(args.preset).stem
-    if not args.resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+    from ..runfolder import list_checkpoints
+
+    if not args.resume and list_checkpoints(run_dir):  # temporary files of a killed write do not count
         raise CLIError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another --out")
 
     from ..training import distributed
@@ -61,13 +64,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_translate(args) -> int:
-    from ..data import check_files
+    """Translate every readable input; each one that cannot be read or translated gets one line (its path and
+    why) and the exit status 1. Outputs are written atomically: nothing half-written is left behind."""
     from ..inference import Translator, expand_inputs
 
     paths = expand_inputs(args.input)
-    problems = check_files(paths)
-    if problems:
-        raise CLIError("cannot read these inputs:\n" + "\n".join(f"  {p}: {why}" for p, why in problems))
     stems = {}
     for p in paths:
         if p.stem in stems and stems[p.stem] != p:
@@ -81,30 +82,76 @@ def cmd_translate(args) -> int:
               f"{fixed}x{fixed} (bilinear) and its translation resized back to the input's size")
     # multi-domain: one sub-folder per --target-domain, OUT/<domain>/<stem>.png; two domains: OUT/<stem>.png
     jobs = [(target, out / target) for target in _targets(args, translator.domains)] or [(None, out)]
-    kept = []
+    kept, failed = [], {}
     for target, folder in jobs:
-        folder.mkdir(parents=True, exist_ok=True)
+        _save(folder, None)
         direction = None if target else args.direction
-        results = translator.translate_files(paths, direction, args.batch_size, target=target)
         n = 0
-        for path, result in zip(paths, results):
-            result.image.save(folder / f"{path.stem}.png")
+        for path, result in _translate_each(translator, paths, direction, args.batch_size, target, failed):
+            _save(folder / f"{path.stem}.png", result.image)
             if args.overview and len(kept) < 24 and target == jobs[0][0]:
-                kept.append(result)
+                kept.append((path, result))
             if args.save_attention and result.attention is not None:
                 if result.masks is not None and result.masks.shape[0] > 1:
                     for k, mask in enumerate(result.masks, start=1):
-                        _grey(mask).save(folder / f"{path.stem}_attention_{k}.png")
-                _grey(result.attention).save(folder / f"{path.stem}_attention.png")
+                        _save(folder / f"{path.stem}_attention_{k}.png", _grey(mask))
+                _save(folder / f"{path.stem}_attention.png", _grey(result.attention))
             n += 1
         print(f"translated {n} image(s) {f'to {target}' if target else args.direction} into {folder}")
-    if args.overview:
+    if args.overview and kept:
         from ..visualize import overview
 
-        Path(args.overview).parent.mkdir(parents=True, exist_ok=True)
-        overview(paths, kept).save(args.overview)
+        _save(Path(args.overview), overview([p for p, _ in kept], [r for _, r in kept]))
         print(f"overview (input | translation | attention | true mask): {args.overview}")
+    if failed:
+        print(f"unpaired translate: {len(failed)} of {len(paths)} input(s) failed (listed above)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _translate_each(translator, paths, direction, batch_size, target, failed):
+    """(path, Translation) for each input that reads and translates; the others go into ``failed`` (path ->
+    reason), each printed once as one line."""
+    from ..data import BadImageError, load_rgb
+
+    def fail(path, why):
+        if path not in failed:
+            failed[path] = why
+            print(f"{path}: {why}", file=sys.stderr)
+
+    for start in range(0, len(paths), batch_size):
+        chunk = []
+        for path in paths[start:start + batch_size]:
+            try:
+                chunk.append((path, load_rgb(path)))
+            except BadImageError as e:
+                fail(path, str(e)[len(f"{path}: "):] if str(e).startswith(f"{path}: ") else str(e))
+        try:
+            results = translator.translate_batch([im for _, im in chunk], direction, target=target)
+            yield from ((p, r) for (p, _), r in zip(chunk, results))
+        except (RuntimeError, ValueError):  # one image too small for the network: find it, keep the others
+            for path, image in chunk:
+                try:
+                    yield path, translator.translate(image, direction, target=target)
+                except (RuntimeError, ValueError) as e:
+                    reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                    fail(path, f"cannot translate a {image.width}x{image.height} image: too small for this "
+                               f"generator ({reason})")
+
+
+def _save(path: Path, image) -> None:
+    """Write a PNG atomically (``image`` None: make the folder); a read-only folder or a full disk is a one-line
+    error naming the path."""
+    from ..runfolder import atomic_write
+
+    try:
+        if image is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    except OSError as e:
+        msg = e.strerror or str(e)
+        raise CLIError(msg if str(path) in msg else f"cannot write {path}: {msg}") from None
 
 
 def _targets(args, domains) -> list:

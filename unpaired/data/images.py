@@ -9,6 +9,7 @@ unreadable file halfway through.
 
 from __future__ import annotations
 
+import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "BadImageError",
     "load_rgb",
+    "max_pixels",
     "list_images",
     "check_folder",
     "check_dataset",
@@ -34,6 +36,21 @@ IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 
 class BadImageError(ValueError):
     """An image file that cannot be used; the message names the file(s) and the reason(s)."""
+
+
+#: Pillow's own decompression-bomb warning threshold (~89.5 MP): the default of every image reader's limit
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+def max_pixels() -> int:
+    """The most pixels (width × height) an image may declare before it is decoded: ``UNPAIRED_MAX_PIXELS`` (an
+    integer) or :data:`DEFAULT_MAX_PIXELS`. Every reader of image files (data check, training, translate,
+    evaluate, the demo) goes through :func:`load_rgb`, which applies it from the header, before decoding."""
+    value = os.environ.get("UNPAIRED_MAX_PIXELS", "").strip()
+    try:
+        return int(value) if value else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise BadImageError(f"UNPAIRED_MAX_PIXELS={value!r}: expected an integer number of pixels") from None
 
 
 def _is_hidden(path: Path) -> bool:
@@ -95,8 +112,12 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     files fail now rather than in the middle of training.
     """
     path = Path(path)
+    limit = max_pixels()
     try:
         with Image.open(path) as img:
+            if img.width * img.height > limit:  # from the header: nothing decoded yet
+                raise BadImageError(f"{path}: {img.width}x{img.height} px is over the limit of {limit} pixels "
+                                    f"(UNPAIRED_MAX_PIXELS)")
             img.load()
             if img.width == 0 or img.height == 0:
                 raise BadImageError(f"{path}: image has zero size ({img.width}x{img.height})")
@@ -108,12 +129,19 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     except BadImageError:
         raise
     except FileNotFoundError:
-        raise BadImageError(f"{path}: file not found") from None
+        why = "broken symbolic link" if path.is_symlink() else "file not found"
+        raise BadImageError(f"{path}: {why}") from None
     except Image.UnidentifiedImageError:
         raise BadImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
         raise BadImageError(f"{path}: image too large ({exc})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadImageError(f"{path}: symbolic link loop") from None
+        if exc.errno is not None:
+            raise BadImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise BadImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
         raise BadImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
     if rgb.width == 0 or rgb.height == 0:
         raise BadImageError(f"{path}: image has zero size ({rgb.width}x{rgb.height})")
@@ -166,7 +194,8 @@ def check_folder(folder: str | os.PathLike, *, workers: int | None = None) -> li
         (
             p
             for p in folder.iterdir()
-            if p.is_file() and not _is_hidden(p) and p.name.lower() not in IGNORED_NAMES
+            if (p.is_file() or (p.is_symlink() and not p.exists()))  # a broken link or loop is named
+            and not _is_hidden(p) and p.name.lower() not in IGNORED_NAMES
         ),
         key=lambda p: p.name,
     )

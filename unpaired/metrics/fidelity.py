@@ -19,6 +19,8 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from . import safe_cache
+
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 INCEPTION_EXTRACTORS = ("inception-v3-compat",)
@@ -53,20 +55,29 @@ def inception_weights(path: Optional[str] = None) -> Optional[str]:
     if path:
         if not Path(path).is_file():
             raise MissingWeightsError(f"--inception-weights {path}: no such file")
-        try:
-            torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise MissingWeightsError(f"{path}: not a plain PyTorch state dict ({type(e).__name__}: {e})") from e
-        return str(path)
+        return _checked_weights(path)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    if cached.is_file():
-        return str(cached)
+    if cached.is_file():  # torch-fidelity would load it with weights_only=False: load it safely first
+        return _checked_weights(cached)
     raise MissingWeightsError(
         f"FID/KID with the standard Inception need its weights, {INCEPTION_FILE}, and none was found. Download it "
         f"on a machine with network ({INCEPTION_URL}), then pass --inception-weights PATH or set "
         f"UNPAIRED_INCEPTION_WEIGHTS=PATH (or put it in {cached.parent}). For a quick check that is not comparable "
         f"with published numbers: --feature-extractor unpaired-tiny."
     )
+
+
+def _checked_weights(path) -> str:
+    """``path``, after it loaded with ``weights_only=True`` as a mapping of tensors (a pickle that would run code
+    is refused here, before torch-fidelity, which loads it with ``weights_only=False``, sees it)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise MissingWeightsError(f"{path}: refused: not a plain PyTorch state dict ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise MissingWeightsError(f"{path}: refused: not a mapping of names to tensors")
+    return str(path)
 
 
 def cache_name(paths: Sequence[Path], size: int, extractor: str) -> str:
@@ -119,10 +130,9 @@ def fidelity_scores(fake: torch.Tensor, real: torch.Tensor, *, fid: bool = True,
     if feature_extractor in INCEPTION_EXTRACTORS:
         kwargs["feature_extractor_weights_path"] = inception_weights(weights)
     if real_cache:
-        kwargs.update(cache=True, cache_root=cache_root(), input2_cache_name=real_cache)
+        raw = safe_cache.calculate_with_cache(torch_fidelity.calculate_metrics, kwargs, Path(cache_root()), real_cache)
     else:
-        kwargs["cache"] = False
-    raw = torch_fidelity.calculate_metrics(**kwargs)
+        raw = torch_fidelity.calculate_metrics(**kwargs, cache=False)
     out: Dict[str, float] = {"n_fake": n_fake, "n_real": n_real}
     if fid:
         out["fid"] = float(raw["frechet_inception_distance"])

@@ -54,6 +54,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             _log_to_file(self.run_dir / "log.txt")
+            runfolder.clean_temp_files(self.run_dir)  # left by a kill during a write
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(t.seed)
@@ -269,16 +270,31 @@ class Trainer:
         state = self.state_dict()
         if not self.dist.is_main:
             return None
+        try:
+            runfolder.check_finite(state["method"], f"the weights at step {self.step}")
+        except runfolder.NonFiniteWeightsError as e:
+            last = runfolder.latest_checkpoint(self.run_dir)
+            raise NonFiniteLossError(f"{e}: training stopped without writing a checkpoint; last good checkpoint: "
+                                     f"{last or 'none yet'}. Try a lower train.lr or train.precision=fp32.") from None
         path = runfolder.write_run(self.run_dir, self.cfg, state, self.method.generators,
                                    keep=self.cfg.train.keep_checkpoints)
         log.info("saved %s", path)
         return path
 
     def _resume(self) -> None:
-        path = runfolder.latest_checkpoint(self.run_dir)
-        if path is None:
-            raise FileNotFoundError(f"--resume: {self.run_dir / 'checkpoints'} holds no checkpoint to resume from")
-        state = runfolder.load_training_state(path, map_location=self.device)
+        state = None
+        for path in reversed(runfolder.list_checkpoints(self.run_dir)):  # newest first; a damaged one is skipped
+            try:
+                state = runfolder.load_training_state(path, map_location=self.device) \
+                    if runfolder.checkpoint_intact(path) else None
+            except RuntimeError as e:
+                log.warning("%s", e)
+            if state is not None:
+                break
+            log.warning("%s: damaged or truncated; resuming from an older checkpoint", path)
+        if state is None:  # e.g. killed during the first checkpoint write: config.yaml alone
+            log.warning("--resume: %s holds no intact checkpoint; starting at step 0", self.run_dir / "checkpoints")
+            return
         self.method.load_state_dict(state["method"])
         self.step = int(state["step"])
         if "optimizers" not in state:  # an imported run (runfolder.write_run without a trainer): weights only
