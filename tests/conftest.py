@@ -40,3 +40,26 @@ def unpaired(*args, cwd=None, ok=True) -> subprocess.CompletedProcess:
 def sets(*pairs) -> list:
     """``sets("a=1", "b=2")`` -> ``["--set", "a=1", "--set", "b=2"]``."""
     return [x for p in pairs for x in ("--set", p)]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny networks: as fast, and far faster on a busy machine; and the same
+    rounding at any core count). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def method_from_run(run: Path):
+    """The method (all networks) stored in a run folder's newest checkpoint, in eval mode, and its settings."""
+    from unpaired.config import resolve
+    from unpaired.models import get_model
+    from unpaired.runfolder import latest_checkpoint, load_training_state
+
+    state = load_training_state(latest_checkpoint(run))
+    cfg = resolve(state["config"])
+    method = get_model(cfg.model_name).build(cfg.model, cfg.loss)
+    method.load_state_dict(state["method"])
+    return method.eval(), cfg

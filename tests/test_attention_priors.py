@@ -22,12 +22,7 @@ TINY = ["model.name=attentiongan", "model.background_prior=0", "model.ngf=8", "m
         "train.lr=0.01"]  # a large step, so that 6 steps show each switch's pull
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_background_prior_sets_the_initial_background_mask():

@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import method_from_run
 from unpaired.compat import ImportMismatch, import_checkpoint, load_official
 from unpaired.compat.attentiongan import (patchgan_rows, v1_discriminator_rows, v1_generator_rows,
                                           v2_generator_rows)
@@ -25,22 +26,9 @@ TOL = dict(rtol=1e-4, atol=1e-5)  # fixture READMEs: 1 vs 2 threads moves output
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"{FIXTURES} not found")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are tiny: one thread is as fast, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def method_from_run(run: Path):
-    """The method (all networks) stored in a run folder's newest checkpoint."""
-    state = load_training_state(latest_checkpoint(run))
-    cfg = resolve(state["config"])
-    method = get_model(cfg.model_name).build(cfg.model, cfg.loss)
-    method.load_state_dict(state["method"])
-    return method.eval(), cfg
 
 
 def official_state(module: torch.nn.Module, rows) -> dict:

@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import method_from_run
 from unpaired.compat import ImportMismatch, import_checkpoint
 from unpaired.compat.tf_bundle import TFCheckpoint
-from unpaired.config import resolve
 from unpaired.inference import Translator, run_any_size
-from unpaired.models import get_model
-from unpaired.runfolder import latest_checkpoint, load_training_state
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "official"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"{FIXTURES} not found: official fixtures "
@@ -25,20 +23,9 @@ TOL = dict(rtol=1e-4, atol=1e-5)  # every fixture README: outputs other than U-G
 TF_IMAGE_TOL = dict(rtol=1e-4, atol=5e-5)  # ugatit-tf READMEs: generator images
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def method_from_run(run: Path):
-    state = load_training_state(latest_checkpoint(run))
-    cfg = resolve(state["config"])
-    method = get_model(cfg.model_name).build(cfg.model, cfg.loss)
-    method.load_state_dict(state["method"])
-    return method.eval(), cfg
 
 
 def translate(translator: Translator, direction: str, x: torch.Tensor):
