@@ -1,8 +1,10 @@
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,16 +24,32 @@ def synth_data(tmp_path_factory) -> Path:
     return make_synthetic(tmp_path_factory.mktemp("synth"), size=32, n_train=8, n_test=4, seed=0)
 
 
+# Every test computes with the same number of CPU threads on every machine, whatever OMP_NUM_THREADS says and
+# however many cores there are: a float reduction split over a different number of threads sums in another order,
+# and a trained model (tests/test_metrics.py trains one) then ends with other weights. Two threads on one core only
+# cost time. The command-line subprocesses get the same count through their environment (see ``unpaired``).
+TEST_THREADS = 2
+THREAD_ENV = {name: str(TEST_THREADS) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 @pytest.fixture(autouse=True)
-def _few_threads():
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+def _fixed_threads_and_seeds():
+    """Fixed threads, and the global random generators seeded per test: a test that draws ``torch.rand`` without
+    a generator gets the same numbers whichever tests ran before it (``-k``, ``-x``, another order)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TEST_THREADS)
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
     yield
+    torch.set_num_threads(threads)
 
 
 def unpaired(*args, cwd=None, ok=True) -> subprocess.CompletedProcess:
-    """Run the real command line (``python -m unpaired ...``); fail with its output unless ``ok=False``."""
+    """Run the real command line (``python -m unpaired ...``) with ``TEST_THREADS`` threads; fail with its output
+    unless ``ok=False``."""
     proc = subprocess.run([sys.executable, "-m", "unpaired", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=600)
+                          cwd=cwd or REPO, timeout=600, env={**os.environ, **THREAD_ENV})
     if ok and proc.returncode != 0:
         raise AssertionError(f"unpaired {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -63,3 +81,30 @@ def method_from_run(run: Path):
     method = get_model(cfg.model_name).build(cfg.model, cfg.loss)
     method.load_state_dict(state["method"])
     return method.eval(), cfg
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one line at the end naming the groups of skipped tests and why
+
+
+def _skip_group(reason: str) -> str:
+    if "fixtures" in reason:
+        return f"official fixtures ({FIXTURES} not found)"
+    if "BROWSER" in reason:
+        return "browser test (" + reason.split(": ", 1)[-1].split(". Install")[0] + "; `make browser` installs it)"
+    if "shared/data" in reason:
+        return f"real face photos ({REPO.parent / 'shared' / 'data'} not found)"
+    return reason
+
+
+def pytest_unconfigure(config):
+    """After pytest's own summary lines, so that it is the last line of the run."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    groups = {}
+    for report in (reporter.stats.get("skipped", []) if reporter else []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        group = _skip_group(reason.removeprefix("Skipped: "))
+        groups[group] = groups.get(group, 0) + 1
+    if groups:
+        line = "; ".join(f"{group}: {n} test{'s' * (n != 1)}" for group, n in groups.items())
+        reporter.write_line(f"SKIPPED GROUPS: {line}", yellow=True, bold=True)

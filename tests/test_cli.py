@@ -122,6 +122,29 @@ def test_data_check_lists_bad_files(tmp_path):
     assert "notes.txt" in proc.stdout and "cut.jpg" in proc.stdout and "ok.png" not in proc.stdout
 
 
+def test_data_check_reads_a_plain_folder_of_photos(tmp_path):
+    """Not a training root: every image in it and its sub-folders is read, and only those problems are listed."""
+    photos = tmp_path / "photos"
+    (photos / "2024").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(photos / "a.jpg")
+    Image.new("RGB", (8, 8)).save(photos / "2024" / "b.png")
+    proc = unpaired("data", "check", photos)
+    assert "plain folder" in proc.stdout
+    assert "every one of the 2 image(s) is usable" in proc.stdout and "missing folder" not in proc.stdout
+    (photos / "2024" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    proc = unpaired("data", "check", photos, tmp_path / "nowhere", ok=False)
+    assert proc.returncode == 1 and "cut.jpg" in proc.stdout and "nowhere: not a folder" in proc.stdout
+    assert "a.jpg" not in proc.stdout and "b.png" not in proc.stdout
+
+
+def test_refused_train_leaves_no_run_folder(tmp_path):
+    (tmp_path / "data" / "trainB").mkdir(parents=True)  # no trainA
+    run = tmp_path / "run"
+    proc = unpaired("train", "quick", "--data", tmp_path / "data", "--out", run, *sets(*TINY_CYCLEGAN), ok=False)
+    assert proc.returncode == 2 and "trainA" in proc.stderr
+    assert not run.exists()
+
+
 def test_training_refuses_bad_files_up_front(tmp_path):
     data = tmp_path / "data"
     unpaired("data", "synth", data, "--size", 32, "--n-train", 4, "--n-test", 2)

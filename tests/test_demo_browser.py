@@ -48,7 +48,7 @@ def _missing() -> str:
 
 _MISSING = _missing()
 if _MISSING:
-    _REASON = f"BROWSER TEST NOT RUN: {_MISSING}. Install with scripts/install-browser.sh"
+    _REASON = f"BROWSER TEST NOT RUN: {_MISSING}. Install them with `make browser` (scripts/install-browser.sh; apt-get, needs root)"
     if os.environ.get("UNPAIRED_REQUIRE_BROWSER") == "1":
         raise RuntimeError(_REASON + " (UNPAIRED_REQUIRE_BROWSER=1 forbids skipping)")
     print(f"\n*** {_REASON} ***", file=sys.stderr)

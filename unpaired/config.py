@@ -68,7 +68,7 @@ class TrainConfig:
     decay_fraction: float = 0.5  # lr constant, then linear to 0 over the last decay_fraction of the steps
     pool_size: int = 50  # image history pool per domain (0 = off)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16 autocast; fp16 (CUDA): a GradScaler per optimiser
     channels_last: bool = False  # NHWC memory format for networks and batches
     compile: bool = False  # torch.compile every network in place (same parameter names and checkpoints)
@@ -116,11 +116,18 @@ def list_presets() -> List[str]:
 
 
 def preset_summaries() -> Dict[str, str]:
-    """Preset name -> its first comment line (for ``unpaired train --help``)."""
+    """Preset name -> the first sentence of its leading comment (for ``unpaired train --help``): the first line,
+    continued by the next ones while they carry on the sentence (start in lower case or with a digit)."""
     out = {}
     for name in list_presets():
-        first = (PRESET_DIR / f"{name}.yaml").read_text().splitlines()[:1]
-        out[name] = first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
+        lines = []
+        for line in (PRESET_DIR / f"{name}.yaml").read_text().splitlines():
+            text = line.lstrip("# ").strip()
+            if not line.startswith("#") or (lines and not text[:1].islower() and not text[:1].isdigit()):
+                break
+            lines.append(text)
+        summary = " ".join(lines)
+        out[name] = summary.split(". ")[0].rstrip(".") if ". " in summary else summary.rstrip(".")
     return out
 
 

@@ -46,11 +46,15 @@ def cmd_train(args) -> int:
     if not args.resume and list_checkpoints(run_dir):  # temporary files of a killed write do not count
         raise CLIError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another --out")
 
+    from ..data import train_dataset
+    from ..data.sources import complete_config
     from ..training import distributed
     from ..training.trainer import Trainer
 
+    complete_config(cfg)  # the settings and the data checked, every image decoded, before anything is written:
+    dataset = train_dataset(cfg)  # a refused run leaves no run folder behind
     try:  # under torchrun every process runs this; process 0 alone writes the run folder
-        trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+        trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress, dataset=dataset)
         last = trainer.fit()
     finally:
         distributed.cleanup()
@@ -211,18 +215,46 @@ def cmd_data(args) -> int:
             raise CLIError(f"{e.name or e}: not installed; pip install 'unpaired[download]'") from None
         return 0
     if args.data_command == "check":
-        from ..data import check_dataset
-
-        report = check_dataset(args.dir)
-        bad = [(p, why) for items in report.values() for p, why in items]
+        bad, n_files = [], 0
+        for root in map(Path, args.dir):
+            problems, n = check_tree(root)
+            bad += problems
+            n_files += n
         for p, why in bad:
             print(f"{p}: {why}")
         if bad:
-            print(f"{len(bad)} problem(s) in {args.dir}")
+            print(f"{len(bad)} problem(s) in {', '.join(args.dir)} ({n_files} file(s) read)")
             return 1
-        print(f"{args.dir}: every image is usable")
+        print(f"{', '.join(args.dir)}: every one of the {n_files} image(s) is usable")
         return 0
     raise CLIError(f"unknown data command {args.data_command!r}")
+
+
+def check_tree(root: Path) -> tuple:
+    """``(problems, n_files)``: every file in ``root`` and its sub-folders, read as an image (hidden ones skipped);
+    for a training root (``trainA/``... or ``train/``) also its layout. A plain folder of photos is just read."""
+    import os
+
+    from ..data import check_folder
+
+    if not root.is_dir():
+        return [(root, "not a folder")], 0
+    problems, n_files = [], 0
+    for folder, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        problems += check_folder(folder)
+        n_files += sum(not f.startswith(".") for f in files)
+    if any((root / s).is_dir() for s in ("trainA", "trainB", "testA", "testB")):  # CycleGAN layout
+        problems += [(root / s, "missing folder (a training root needs trainA/ and trainB/)")
+                     for s in ("trainA", "trainB") if not (root / s).is_dir()]
+    elif (root / "train").is_dir():  # multi-domain layout
+        if sum(p.is_dir() for p in (root / "train").iterdir()) < 2:
+            problems.append((root / "train", "a multi-domain root needs at least two folders train/<domain>/"))
+    elif n_files:
+        print(f"{root}: no trainA/ trainB/ or train/<domain>/: read as a plain folder of images")
+    else:
+        problems.append((root, "no files found"))
+    return problems, n_files
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -46,19 +46,20 @@ def lr_factor(step: int, total: int, decay_fraction: float) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
+    def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool = False, progress: bool = True,
+                 dataset=None):
+        """``dataset``: the training set, already made (``unpaired train`` makes it first, so that bad data is
+        refused before anything is written); default: made from ``cfg`` when training starts."""
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         t = cfg.train
         self.dist, self.device = distributed.setup(t.device)  # one process: DistInfo(0, 1, 0)
         self.batch_per_rank = distributed.per_rank_batch(t.batch_size, self.dist)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.dist.is_main:
-            _log_to_file(self.run_dir / "log.txt")
-            runfolder.clean_temp_files(self.run_dir)  # left by a kill during a write
+        # Everything that can refuse the run comes before the first write: a refused run leaves no folder behind.
+        complete_config(cfg)  # settings the data decides (multi-domain: the domain names), checked against it
+        self._dataset = dataset
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(t.seed)
-        complete_config(cfg)  # settings the data decides (multi-domain: the domain names), checked against it
 
         spec = get_model(cfg.model_name)
         method = init_weights(spec.build(cfg.model, cfg.loss), t.init, t.init_gain).to(self.device)
@@ -78,6 +79,10 @@ class Trainer:
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
         self.pools = {dom: ImagePool(t.pool_size, seed=distributed.rank_seed(t.seed * 1000 + i, self.dist.rank))
                       for i, dom in enumerate(self.method.pooled_domains)}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            _log_to_file(self.run_dir / "log.txt")
+            runfolder.clean_temp_files(self.run_dir)  # left by a kill during a write
         self.step = 0
         if resume:
             self._resume()
@@ -170,7 +175,7 @@ class Trainer:
         from ..data import EndlessSampler, train_dataset
 
         d = self.cfg.data
-        dataset = train_dataset(self.cfg)  # the model's kind of data (ModelSpec.dataset)
+        dataset = self._dataset if self._dataset is not None else train_dataset(self.cfg)  # ModelSpec.dataset's kind
         b = self.batch_per_rank  # process r takes block r of each global batch (see training/distributed.py)
         sampler = EndlessSampler(start=self.step * b, rank=self.dist.rank, world_size=self.dist.world_size, block=b)
         return DataLoader(dataset, batch_size=b, sampler=sampler, num_workers=d.num_workers,
