@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from unpaired.config import read_preset, resolve
 from unpaired.data import EndlessSampler

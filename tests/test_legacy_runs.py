@@ -4,7 +4,6 @@ still load and translate as they did, within 1/255."""
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from unpaired.inference import Translator, run_any_size

@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 from .data.images import max_pixels as default_max_pixels  # noqa: E402
 from .host_memory import release_freed_memory  # noqa: E402
 
-__all__ = ["build_demo", "launch_demo", "find_examples", "run_demo", "check_payload"]
+__all__ = ["build_demo", "launch_demo", "find_examples", "check_payload"]
 
 EXAMPLES_PER_DOMAIN = 6
 # small training-size images are scaled up to fill their panels (pixelated, so no detail is invented)

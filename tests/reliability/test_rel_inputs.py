@@ -2,9 +2,7 @@
 translate (item 7), and the config bounds (item 8). Every refusal is one line naming the file or key."""
 
 import pytest
-import torch
 
-from unpaired import runfolder
 from unpaired.cli import main
 from unpaired.config import ConfigError, resolve
 from unpaired.data import BadImageError, check_folder, load_rgb

@@ -206,7 +206,7 @@ class Trainer:
         last = None
         try:
             for batch in loader:
-                values = self.train_step(self.to_device(batch), stats)
+                self.train_step(self.to_device(batch), stats)
                 step = self.step
                 bar.update(1)
                 if main and (step % t.log_every == 0 or step == t.steps):
