@@ -125,7 +125,7 @@ def trained_at(run: Path, size: int) -> Path:
 
 def rescore(results: Path) -> None:
     """Score every run in ``results`` again (e.g. after a change of the scorer) and rewrite the file."""
-    rows, done = [json.loads(line) for line in results.read_text().splitlines() if line.strip()], {}
+    rows, done = read_results(results), {}
     for row in rows:
         key = (row["run"], row["data"])
         if key not in done:
@@ -170,11 +170,21 @@ def worker(args) -> int:
     return 0
 
 
-def report(results: Path) -> None:
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+def read_results(results: Path) -> list:
+    return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+
+
+def grouped(rows: list) -> dict:
+    """(data set name, label, direction) -> that configuration's rows, one per seed."""
     groups = {}
     for r in rows:
-        groups.setdefault((r["data"], r["label"], r["direction"]), []).append(r)
+        groups.setdefault((Path(r["data"]).name, r["label"], r["direction"]), []).append(r)
+    return groups
+
+
+def report(results: Path) -> None:
+    rows = read_results(results)
+    groups = grouped(rows)
     print(f"# {results} ({len(rows)} rows); per seed, then mean ± std and the worst seed")
     print(f"{'data':<22} {'label':<22} {'dir':<5} {'seeds':<8} {'bg PSNR':<16} {'far bg PSNR':<16} {'bg SSIM':<14} "
           f"{'IoU':<15} {'success':<14} {'train s':<8} worst(PSNR, IoU)")
@@ -189,7 +199,7 @@ def report(results: Path) -> None:
             return f"{fmt.format(statistics.mean(values))}±{fmt.format(spread)}"
 
         seeds = ",".join(str(r["seed"]) for r in rs)
-        print(f"{Path(data).name:<22} {label:<22} {direction:<5} {seeds:<8} {ms('background_psnr'):<16} "
+        print(f"{data:<22} {label:<22} {direction:<5} {seeds:<8} {ms('background_psnr'):<16} "
               f"{ms('far_background_psnr'):<16} {ms('background_ssim', '{:.3f}'):<14} "
               f"{ms('attention_iou', '{:.3f}'):<15} {ms('success'):<14} {ms('train_seconds', '{:.0f}'):<8} "
               f"{min(r['background_psnr'] for r in rs):.2f}, {min(r['attention_iou'] for r in rs):.3f}")
@@ -202,10 +212,7 @@ def report(results: Path) -> None:
 
 def markdown(results: Path) -> None:
     """The table of ``report`` as Markdown: one row per data set, configuration and direction."""
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    groups = {}
-    for r in rows:
-        groups.setdefault((Path(r["data"]).name, r["label"], r["direction"]), []).append(r)
+    groups = grouped(read_results(results))
     print("| data | configuration | direction | seeds | background PSNR (dB) | worst | far-background PSNR (dB) "
           "| background SSIM | attention IoU | worst | success | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
