@@ -108,3 +108,32 @@ def test_cli_writes_the_stripes_set(tmp_path):
     unpaired("data", "synth", tmp_path / "d", "--kind", "stripes", "--size", 32, "--n-train", 2, "--n-test", 1)
     assert (tmp_path / "d" / "testB_masks" / "0000.png").exists()
     assert "striped" in (tmp_path / "d" / "README.md").read_text()
+
+
+def test_fading_warm_start_decays_to_the_official_generator(synth_data, tmp_path):
+    """``model.background_prior_steps=N``: the offset shrinks linearly to 0 over N steps; after them the generator
+    is the official one (same weights, no offset), and the share left is saved with the weights."""
+    data = tmp_path / "data"
+    data.symlink_to(synth_data)
+    cfg = resolve(read_preset("quick"), [f"data.root={data}", *TINY, "train.steps=3", "model.background_prior=0.9",
+                                         "model.background_prior_steps=4"])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    G = trainer.method.generators["AtoB"]
+    scales = []
+    for batch, _ in zip(trainer.make_loader(), range(3)):
+        trainer.train_step(trainer.to_device(batch))
+        scales.append(float(G.prior_scale))
+    assert scales == [1.0, 0.75, 0.5]  # set before steps 0, 1, 2
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    official = AttentionGANGenerator(ngf=8, n_blocks=2, n_masks=4)
+    official.load_state_dict({k: v for k, v in G.state_dict().items() if k != "prior_scale"})
+    with torch.no_grad():
+        half = G(x).attention[:, -1]
+        assert (half - official(x).attention[:, -1]).abs().max() > 0.1  # half the offset still there
+        G.fade_prior(4)
+        assert torch.equal(G(x).image, official(x).image)  # faded out: exactly the official generator
+    restored = AttentionGANGenerator(ngf=8, n_blocks=2, n_masks=4, background_prior=0.9, background_prior_steps=4)
+    restored.load_state_dict(G.state_dict())
+    assert float(restored.prior_scale) == 0.0
+    with pytest.raises(ValueError, match="background_prior_steps"):
+        AttentionGANArgs(background_prior=0.9, background_prior_steps=-1).validate()

@@ -143,6 +143,14 @@ def test_refused_train_leaves_no_run_folder(tmp_path):
     proc = unpaired("train", "quick", "--data", tmp_path / "data", "--out", run, *sets(*TINY_CYCLEGAN), ok=False)
     assert proc.returncode == 2 and "trainA" in proc.stderr
     assert not run.exists()
+    # the same through the API: the Trainer checks the data before it writes
+    from unpaired.config import read_preset, resolve
+    from unpaired.training.trainer import Trainer
+
+    cfg = resolve(read_preset("quick"), [f"data.root={tmp_path / 'data'}", *TINY_CYCLEGAN])
+    with pytest.raises((FileNotFoundError, ValueError), match="trainA"):
+        Trainer(cfg, run, progress=False)
+    assert not run.exists()
 
 
 def test_training_refuses_bad_files_up_front(tmp_path):

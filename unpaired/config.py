@@ -298,11 +298,12 @@ def check_input_size(cfg: RunConfig) -> None:
 
 
 #: (low, high, high included) of number settings; every number must also be finite. The model's integer
-#: arguments (channels, blocks, layers, masks, c_dim, n_critic) are at least 1, its other numbers at least 0.
+#: arguments (channels, blocks, layers, masks, c_dim, n_critic) are at least 1 (a step count: 0), its other numbers
+#: at least 0.
 BOUNDS = {
     "data.load_size": (1, None, True), "train.lr": (0.0, None, True), "train.beta1": (0.0, 1.0, False),
     "train.beta2": (0.0, 1.0, False), "train.weight_decay": (0.0, None, True), "train.init_gain": (0.0, None, True),
-    "train.seed": (0, None, True), "model.dropout": (0.0, 1.0, False),
+    "train.seed": (0, None, True), "model.dropout": (0.0, 1.0, False), "model.background_prior_steps": (0, None, True),
 }
 
 

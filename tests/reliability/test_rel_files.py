@@ -106,7 +106,7 @@ def test_poisoned_feature_cache_never_loaded(tmp_path, monkeypatch):
     PAYLOADS_REFUSED.extend(f"feature cache {n}" for n in sorted(set(seen)))
 
 
-def test_poisoned_checkpoint_refused(tiny_run, tmp_path, capsys):
+def test_poisoned_checkpoint_refused(tiny_run, synth_data, tmp_path, capsys):
     run = _copy_run(tiny_run, tmp_path / "run")
     marker = tmp_path / "pwned"
     step = runfolder.checkpoint_path(run, 3)
@@ -114,7 +114,7 @@ def test_poisoned_checkpoint_refused(tiny_run, tmp_path, capsys):
     with pytest.raises(RuntimeError, match="step_0000003.pt"):
         Translator.load(step)
     assert main(["translate", "--checkpoint", str(step), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) != 0
-    trainer = Trainer(tiny_cfg(run.parent, "train.steps=3"), run, resume=True, progress=False)  # falls back
+    trainer = Trainer(tiny_cfg(synth_data, "train.steps=3"), run, resume=True, progress=False)  # falls back
     assert trainer.step == 2
     assert not marker.exists()
     PAYLOADS_REFUSED.extend(["checkpoint (translate)", "checkpoint (--resume)"])
@@ -196,14 +196,14 @@ def test_nan_weights_never_written(synth_data, tmp_path):
         assert all(torch.isfinite(v).all() for v in load_file(str(f)).values()), f
 
 
-def test_truncated_newest_checkpoint_skipped(tiny_run, tmp_path, caplog):
+def test_truncated_newest_checkpoint_skipped(tiny_run, synth_data, tmp_path, caplog):
     """Item 6: a truncated newest checkpoint is skipped, with a warning, for the newest intact one."""
     run = _copy_run(tiny_run, tmp_path / "run")
     newest = runfolder.checkpoint_path(run, 2)
     newest.write_bytes(newest.read_bytes()[:5000])
     assert runfolder.latest_checkpoint(run).name == "step_0000001.pt"
     assert "truncated" in caplog.text
-    trainer = Trainer(tiny_cfg(run.parent, "train.steps=3"), run, resume=True, progress=False)
+    trainer = Trainer(tiny_cfg(synth_data, "train.steps=3"), run, resume=True, progress=False)
     assert trainer.step == 1
     t = Translator.load(run)  # generators/ are step 2's, the newest intact checkpoint is step 1: from the checkpoint
     assert {c.step for c in t.cards.values()} == {1}

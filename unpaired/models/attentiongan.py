@@ -71,12 +71,16 @@ class AttentionGANArgs:
     norm: Literal["instance", "batch"] = "instance"  # official: instance norm, hard-wired
     discriminator: Literal["patch", "attention"] = "patch"  # attention: add the attention-guided D's
     background_prior: float = 0.0  # ours: the background mask's value at initialisation (0 = official: 1/n)
+    background_prior_steps: int = 0  # ours: 0 = the warm start stays; N = it fades linearly to 0 over N steps
 
     def validate(self) -> None:
         if self.n_masks < 2:
             raise ValueError(f"n_masks must be at least 2 (foreground + background), got {self.n_masks}")
         if not 0.0 <= self.background_prior < 1.0:
             raise ValueError(f"model.background_prior must be in [0, 1) (0 = off), got {self.background_prior}")
+        if self.background_prior_steps < 0:
+            raise ValueError(f"model.background_prior_steps must be >= 0 (0 = no fade), got "
+                             f"{self.background_prior_steps}")
 
 
 class AttentionGANGenerator(nn.Module):
@@ -86,9 +90,10 @@ class AttentionGANGenerator(nn.Module):
     fixed_size = None
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, n_masks: int = 10, norm: str = "instance",
-                 geo: bool = False, background_prior: float = 0.0):
+                 geo: bool = False, background_prior: float = 0.0, background_prior_steps: int = 0):
         super().__init__()
         self.n_masks, self.geo, self.background_prior = n_masks, geo, background_prior
+        self.background_prior_steps = background_prior_steps if background_prior else 0
         n_content = n_masks if geo else n_masks - 1
         self.encoder = ResnetEncoder(3, ngf, n_blocks, norm)
         self.content_decoder = ResnetDecoder(3 * n_content, ngf, norm, head_kernel=7)
@@ -99,16 +104,26 @@ class AttentionGANGenerator(nn.Module):
         offset = background_logit_offset(background_prior, n_masks) if background_prior and not geo else 0.0
         self.register_buffer("_logit_offset", torch.zeros(n_masks), persistent=False)
         self._logit_offset[-1] = offset
+        if self.background_prior_steps:  # a fading warm start: the offset's share left, saved with the weights
+            self.register_buffer("prior_scale", torch.ones(()))
 
     def forward(self, x: Tensor) -> GeneratorOutput:
         features = self.encoder(x)
         attention_logits = self.attention_decoder(features)
         if self.background_prior:
-            attention_logits = attention_logits + self._logit_offset.to(attention_logits.dtype)[:, None, None]
+            offset = self._logit_offset * self.prior_scale if self.background_prior_steps else self._logit_offset
+            attention_logits = attention_logits + offset.to(attention_logits.dtype)[:, None, None]
         return compose_scheme2(self.content_decoder(features), attention_logits, x, self.geo)
 
+    @torch.no_grad()
+    def fade_prior(self, step: int) -> None:
+        """Before training step ``step`` (0-based): the warm start's offset times max(0, 1 − step / N)."""
+        if self.background_prior_steps:
+            self.prior_scale.fill_(max(0.0, 1.0 - step / self.background_prior_steps))
+
     def extra_repr(self) -> str:
-        return f"n_masks={self.n_masks}, geo={self.geo}, background_prior={self.background_prior}"
+        fade = f", fading over {self.background_prior_steps} steps" if self.background_prior_steps else ""
+        return f"n_masks={self.n_masks}, geo={self.geo}, background_prior={self.background_prior}{fade}"
 
 
 def background_logit_offset(prior: float, n_masks: int) -> float:
@@ -166,6 +181,9 @@ class AttentionGAN(TranslationMethod):
         """Scheme I runs the identity passes first (official order: with BatchNorm their batch statistics enter
         the running statistics even at weight 0); then CycleGAN's forward pass."""
         G, F = self.generators["AtoB"], self.generators["BtoA"]
+        if self.scheme == 2:
+            for generator in (G, F):
+                generator.fade_prior(ctx.step)
         if self.scheme == 1:
             ctx.cache["idt_B"] = G(ctx.batch["B"])
             ctx.cache["idt_A"] = F(ctx.batch["A"])
@@ -265,7 +283,8 @@ def make_generator(args, scheme: int = 2, geo: bool = False) -> nn.Module:
     if scheme == 1:
         return AttentionGANS1Generator(ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm)
     return AttentionGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, n_masks=args.n_masks, norm=args.norm,
-                                 geo=geo, background_prior=args.background_prior)
+                                 geo=geo, background_prior=args.background_prior,
+                                 background_prior_steps=args.background_prior_steps)
 
 
 def make_discriminator(args, scheme: int = 2, in_ch: int = 3) -> nn.Module:

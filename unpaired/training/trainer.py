@@ -48,14 +48,18 @@ def lr_factor(step: int, total: int, decay_fraction: float) -> float:
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, *, resume: bool = False, progress: bool = True,
                  dataset=None):
-        """``dataset``: the training set, already made (``unpaired train`` makes it first, so that bad data is
-        refused before anything is written); default: made from ``cfg`` when training starts."""
+        """``dataset``: the training set, already made; default: made from ``cfg`` here (where ``data.root`` is
+        set), before anything is written, so that bad data is refused without leaving a run folder behind."""
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         t = cfg.train
         self.dist, self.device = distributed.setup(t.device)  # one process: DistInfo(0, 1, 0)
         self.batch_per_rank = distributed.per_rank_batch(t.batch_size, self.dist)
         # Everything that can refuse the run comes before the first write: a refused run leaves no folder behind.
         complete_config(cfg)  # settings the data decides (multi-domain: the domain names), checked against it
+        if dataset is None and cfg.data.root:  # without data.root: batches come from the caller (train_step)
+            from ..data import train_dataset
+
+            dataset = train_dataset(cfg)
         self._dataset = dataset
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
