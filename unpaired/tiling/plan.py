@@ -1,0 +1,126 @@
+"""How to translate one image within a memory budget: whole, or tiled (fast or exact), and with which tiles.
+
+Two numbers per generator, measured once by :func:`probe` on a small random input and kept on the module:
+
+* ``bytes_per_pixel``: 8 × the largest output of any layer, in bytes per input pixel. Measured peak RSS growth
+  of whole-image inference on a 512×512 input, ngf 64 (docs/benchmarks.md): AttentionGAN 1.5 KB/px, CycleGAN
+  1.3 KB/px, U-GAT-IT light 2.2 KB/px; the rule gives 2.0-2.1 KB/px for them, a margin kept on purpose;
+* ``halo``: the receptive-field radius, found by perturbing the centre of the probe with every global
+  statistic frozen and seeing how far the outputs change, plus 8 px, rounded up to the stride. A halo this
+  large makes tiling with frozen statistics exact (the cores do not depend on anything outside their tile).
+
+Auto picks the whole image when its estimate fits the budget, else the fast mode with the largest tiles that
+fit. Full-size buffers (the decoded input, the uint8 output image and masks) are counted against the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .sites import GlobalStatistics
+
+__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "probe", "parse_bytes"]
+
+MODES = ("auto", "whole", "fast", "exact")
+DEFAULT_MAX_MEMORY = 2 * 1024 ** 3  # what a laptop spares a command without swapping
+MIN_CORE = 64
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # whole, fast or exact
+    core: int = 0  # tile core side (px)
+    halo: int = 0
+    tiles: int = 1
+    preview: int = 0  # fast: pixels of the shrunk copy its statistics come from
+    budget: int = 0
+
+    def describe(self, width: int, height: int) -> str:
+        if self.mode == "whole":
+            return f"{width}x{height}: whole image"
+        return (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
+                f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
+
+
+def parse_bytes(text: str) -> int:
+    """'2G', '1.5GB', '800M', '500000000' -> bytes (powers of 1024)."""
+    value = str(text).strip().upper().rstrip("B")
+    scale = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}.get(value[-1:], 1)
+    try:
+        number = float(value[:-1] if scale > 1 else value)
+    except ValueError:
+        raise ValueError(f"--max-memory {text!r}: expected a size such as 2G, 800M or a number of bytes") from None
+    if number <= 0:
+        raise ValueError(f"--max-memory {text!r}: must be positive")
+    return int(number * scale)
+
+
+@torch.no_grad()
+def probe(generator, extra=(), stride: int = 4, device="cpu") -> tuple:
+    """(bytes_per_pixel, halo) of ``generator`` (module docstring), cached on it."""
+    cached = getattr(generator, "_unpaired_tiling_probe", None)
+    if cached is not None:
+        return cached
+    size = 96
+    while True:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(1, 3, size, size, generator=gen).to(device) * 2 - 1
+        largest = [0]
+
+        def hook(module, args, out):
+            if torch.is_tensor(out) and out.dim() == 4:
+                largest[0] = max(largest[0], out[0].numel() * out.element_size())
+
+        hooks = [m.register_forward_hook(hook) for m in generator.modules() if not list(m.children())]
+        try:
+            with GlobalStatistics(generator) as switch:
+                switch.collect(switch.sites)
+                base = generator(x, *extra)
+                switch.finish()
+                y = x.clone()
+                c = size // 2
+                y[..., c - 2:c + 2, c - 2:c + 2] += 0.5
+                moved = generator(y, *extra)
+        finally:
+            for h in hooks:
+                h.remove()
+        changed = sum((a - b).abs().amax(dim=(0, 1)) for a, b in
+                      ((base.image, moved.image),) + (((base.attention, moved.attention),)
+                                                        if base.attention is not None else ()))
+        rows = torch.nonzero(changed.amax(dim=1) > 0).flatten()
+        cols = torch.nonzero(changed.amax(dim=0) > 0).flatten()
+        reach = 0 if not len(rows) else max(c - 2 - int(rows.min()), int(rows.max()) - c - 1, c - 2 - int(cols.min()), int(cols.max()) - c - 1)
+        if reach < c - 8 or size >= 1024:
+            break
+        size *= 2
+    halo = stride * math.ceil((reach + 8) / stride)
+    result = (8 * largest[0] / (size * size), halo)
+    generator._unpaired_tiling_probe = result
+    return result
+
+
+def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int = DEFAULT_MAX_MEMORY,
+         masks: int = 0, extra=(), stride: int = 4, device="cpu") -> Plan:
+    """The plan for one height×width image; ``masks``: attention masks kept at full size (uint8 each)."""
+    if mode not in MODES:
+        raise ValueError(f"--tiling {mode!r}: choose one of {', '.join(MODES)}")
+    if mode == "whole":
+        return Plan("whole", budget=budget)
+    per_pixel, halo = probe(generator, extra, stride, device)
+    params = sum(p.numel() * p.element_size() for p in generator.parameters())
+    pixels = height * width
+    whole = per_pixel * pixels + 30 * pixels + params  # + float input, output and their uint8 copies
+    if mode == "auto" and whole <= budget:
+        return Plan("whole", budget=budget)
+    buffers = (9 + masks + 1) * pixels + params  # uint8 input (+ its decoded copy), output, masks, foreground
+    room = max(budget - buffers, 0)
+    side = int(math.sqrt(room / per_pixel)) if room else 0
+    core = max(MIN_CORE, stride * ((side - 2 * halo) // stride))
+    core = min(core, stride * math.ceil(max(height, width) / stride))
+    tiles = math.ceil(height / core) * math.ceil(width / core)
+    preview = max(MIN_CORE ** 2, int(room / per_pixel)) if room else MIN_CORE ** 2
+    return Plan("exact" if mode == "exact" else "fast", core, halo, tiles, min(preview, pixels), budget)
