@@ -191,18 +191,21 @@ class Translator:
 
     @torch.no_grad()
     def translate_batch(self, images: Sequence[ImageLike], direction: Optional[str] = None,
-                        target=None, attention: bool = True) -> List[Translation]:
+                        target=None, attention: bool = True, names: Optional[Sequence[str]] = None) -> List[Translation]:
         """Translate images (batched where sizes agree); outputs have each input's own size. An image over the
-        memory budget is translated alone, in tiles (``attention=False``: its masks are not kept)."""
+        memory budget is translated alone, in tiles (``attention=False``: its masks are not kept). ``names``:
+        the images' sources, for ``Translation.source`` and the progress line (paths name themselves)."""
         key, label = self._resolve(direction, target)
         generator, rule = self.generators[key], self.cards[key].input_size
+        if names is not None:
+            images = [_Named(im, name) for im, name in zip(images, names)]
         inputs, sources = zip(*[_as_input(im) for im in images]) if images else ((), ())
         results: List[Optional[Translation]] = [None] * len(inputs)
         groups: Dict[Tuple[int, int], List[int]] = {}
         extra = () if label is None else (label.to(self.device),)
         for i, x in enumerate(inputs):
             size = _size_of(x)
-            chosen = self._plan(generator, rule, size, extra)
+            chosen = self._plan(generator, rule, size, extra, attention)
             if chosen is None:
                 groups.setdefault(size, []).append(i)
                 continue
@@ -223,7 +226,7 @@ class Translator:
                 results[i] = _to_translation(out, j, size, sources[i])
         return results
 
-    def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra) -> Optional[tiling.Plan]:
+    def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra, attention: bool) -> Optional[tiling.Plan]:
         """None: whole-image inference; else how to tile (or, for a fixed-size generator, resize with PIL)."""
         h, w = size
         if self.tiling_mode == "whole" or not any(True for _ in generator.parameters()):  # onnx: no hooks
@@ -231,7 +234,7 @@ class Translator:
         if rule.fixed:  # the network sees fixed×fixed; only the full-size float copies can outgrow the budget
             return tiling.Plan("resized", budget=self.max_memory) if 64 * h * w > self.max_memory else None
         ph, pw = h + (-h) % rule.multiple, w + (-w) % rule.multiple
-        masks = getattr(generator, "n_masks", 1)
+        masks = (getattr(generator, "n_masks", 1) + 1) if attention else 0
         chosen = tiling.plan(generator, ph, pw, mode=self.tiling_mode, budget=self.max_memory, masks=masks,
                              extra=tuple(e[:1] for e in extra), stride=max(4, rule.multiple), device=self.device)
         return None if chosen.mode == "whole" else chosen

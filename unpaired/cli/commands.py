@@ -151,12 +151,13 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
                 fail(path, str(e)[len(f"{path}: "):] if str(e).startswith(f"{path}: ") else str(e))
         try:
             results = translator.translate_batch([im for _, im in chunk], direction, target=target,
-                                                 attention=attention)
+                                                 attention=attention, names=[str(p) for p, _ in chunk])
             yield from ((p, r) for (p, _), r in zip(chunk, results))
         except (RuntimeError, ValueError, MemoryError):  # one image too small or too large: find it, keep the others
             for path, image in chunk:
                 try:
-                    yield path, translator.translate(image, direction, target=target, attention=attention)
+                    yield path, translator.translate_batch([image], direction, target=target, attention=attention,
+                                                           names=[str(path)])[0]
                 except (RuntimeError, ValueError, MemoryError) as e:
                     fail(path, _why_not(e, image))
         del chunk

@@ -16,10 +16,10 @@ from PIL import Image
 
 from ..models.base import normalise_heatmap
 
-from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, parse_bytes, plan, probe
+from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, parse_bytes, plan
 from .runner import ArraySource, Canvas, TensorSource, grid, run_exact, run_fast
 
-__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "probe", "parse_bytes", "translate_pixels", "translate_resized", "heatmap_u8",
+__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "parse_bytes", "translate_pixels", "translate_resized", "heatmap_u8",
            "run_tiled"]
 
 

@@ -66,7 +66,7 @@ class ArraySource:
 
     def read(self, box) -> torch.Tensor:
         t, b, l, r = box
-        x = torch.from_numpy(np.ascontiguousarray(self.pixels[t:b, l:r])).permute(2, 0, 1).float().div(255)
+        x = torch.from_numpy(np.array(self.pixels[t:b, l:r])).permute(2, 0, 1).float().div(255)
         return x.sub_(0.5).div_(0.5)[None].to(self.device)
 
     def preview(self, pixels: int, stride: int) -> torch.Tensor:
