@@ -232,7 +232,7 @@ class Translator:
         if self.tiling_mode == "whole" or not any(True for _ in generator.parameters()):  # onnx: no hooks
             return None
         if rule.fixed:  # the network sees fixed×fixed; only the full-size float copies can outgrow the budget
-            return tiling.Plan("resized", budget=self.max_memory) if 64 * h * w > self.max_memory else None
+            return tiling.Plan("resized", rule.fixed, budget=self.max_memory) if 64 * h * w > self.max_memory else None
         ph, pw = h + (-h) % rule.multiple, w + (-w) % rule.multiple
         masks = (getattr(generator, "n_masks", 1) + 1) if attention else 0
         chosen = tiling.plan(generator, ph, pw, mode=self.tiling_mode, budget=self.max_memory, masks=masks,

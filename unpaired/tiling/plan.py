@@ -36,8 +36,8 @@ MIN_CORE = 64
 
 @dataclass(frozen=True)
 class Plan:
-    mode: str  # whole, fast or exact
-    core: int = 0  # tile core side (px)
+    mode: str  # whole, fast, exact (or resized: a fixed-size generator)
+    core: int = 0  # tile core side (px; resized: the fixed size)
     halo: int = 0
     tiles: int = 1
     preview: int = 0  # fast: pixels of the shrunk copy its statistics come from
@@ -46,6 +46,9 @@ class Plan:
     def describe(self, width: int, height: int) -> str:
         if self.mode == "whole":
             return f"{width}x{height}: whole image"
+        if self.mode == "resized":
+            return (f"{width}x{height}: resized to {self.core}x{self.core} (this generator's fixed size) and back "
+                    f"with PIL on uint8 pixels, budget {self.budget / 1024 ** 3:.1f} GB")
         return (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
                 f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
 
