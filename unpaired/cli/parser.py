@@ -90,12 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--overview", metavar="PNG", help="also write a contact sheet of the first 24 results")
     p.add_argument("--max-memory", default="2G", metavar="SIZE",
-                   help="memory budget per image (default 2G); an image whose whole-image inference would need more "
-                        "is translated in tiles, with the whole image's statistics (e.g. 800M, 4G)")
+                   help="peak resident memory of the command (default 2G; it needs ~0.75G itself): an image whose "
+                        "whole-image inference would need more is translated in tiles (e.g. 1500M, 4G)")
     p.add_argument("--tiling", default="auto", choices=["auto", "whole", "fast", "exact"],
                    help="auto (default): whole image when it fits --max-memory, else fast tiles; fast: statistics "
-                        "from a shrunk copy; exact: equals whole-image inference (about layers/2 times slower); "
-                        "whole: never tile")
+                        "from a shrunk copy (docs/benchmarks.md: its error); exact: equals whole-image inference "
+                        "(one pass per normalisation layer: 20x the time at 1000x1000); whole: never tile")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images declaring more than N pixels before decoding them (default: "
                         "UNPAIRED_MAX_PIXELS or 89478485)")
