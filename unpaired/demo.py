@@ -29,6 +29,7 @@ from PIL import Image  # noqa: E402
 
 from .data.images import max_pixels as default_max_pixels  # noqa: E402
 from .host_memory import release_freed_memory  # noqa: E402
+from .visualize import grey_image  # noqa: E402
 
 __all__ = ["build_demo", "launch_demo", "find_examples", "check_payload"]
 
@@ -98,7 +99,7 @@ def _shrink(image: Image.Image, max_side: int) -> Image.Image:
 
 
 def _grey(mask: np.ndarray) -> Image.Image:
-    return Image.fromarray((np.clip(mask, 0, 1) * 255).round().astype(np.uint8), mode="L")
+    return grey_image(mask)
 
 
 def _source_label(choice: str, domains: Optional[Sequence[str]]) -> str:

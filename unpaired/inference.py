@@ -10,8 +10,10 @@ Sources: a run folder (``generators/{direction}.safetensors`` + ``.json``, writt
 training checkpoint ``checkpoints/step_N.pt``.
 
 Any size: the image is reflection-padded up to the multiple the network needs (4 for the ResNet
-generators) and the result cropped back. Generators tied to one size (U-GAT-IT full) get the image
-resized to that size and the result resized back.
+generators) and the result cropped back. An image whose whole-image inference would not fit ``max_memory``
+is translated tile by tile (``tiling``: auto, whole, fast or exact; :mod:`unpaired.tiling`). Generators tied
+to one size (U-GAT-IT full) get the image resized to that size and the result resized back (with PIL, on
+uint8 pixels, when the image is over the budget).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import host_memory
+from . import host_memory, tiling
 from .data import target_label  # noqa: F401  (re-exported: the label of named target domains)
 from .models.base import DIRECTIONS, MULTI, GeneratorOutput, InputSize, normalise_heatmap
 from .runfolder import (ModelCard, generators_checkpoint, generators_from_training_state, latest_checkpoint,
                         load_generator)
+from .visualize import unit_range
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
 
@@ -39,12 +42,15 @@ ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
 class Translation:
     """One translated image. ``masks``: K×H×W float32 in [0, 1] (AttentionGAN; last = background in
     Scheme II) or None; ``attention``: H×W float32 in [0, 1], the foreground union (1 − background mask),
-    Scheme I's mask, or U-GAT-IT's heatmap scaled to [0, 1] and resized to the image; None without."""
+    Scheme I's mask, or U-GAT-IT's heatmap scaled to [0, 1] and resized to the image; None without.
+    An image translated in tiles (``tiled`` true) keeps both as uint8, 0-255 for 0-1 (the values
+    ``--save-attention`` writes): 10 float masks of an 8000×8000 image would take 2.5 GB."""
 
     image: Image.Image
     masks: Optional[np.ndarray] = None
     attention: Optional[np.ndarray] = None
     source: Optional[str] = None
+    tiled: bool = False
 
     def overlay(self, alpha: float = 0.5) -> Optional[Image.Image]:
         """The attention as a red overlay on the translated image."""
@@ -53,16 +59,22 @@ class Translation:
         base = np.asarray(self.image, dtype=np.float32)
         red = np.zeros_like(base)
         red[..., 0] = 255
-        a = (alpha * self.attention)[..., None]
+        a = (alpha * unit_range(self.attention))[..., None]
         return Image.fromarray((base * (1 - a) + red * a).astype(np.uint8))
 
 
 class Translator:
     def __init__(self, generators: Dict[str, torch.nn.Module], cards: Dict[str, Union[ModelCard, dict]], device="cpu",
-                 keep_cpu_memory: bool = True):
+                 keep_cpu_memory: bool = True, max_memory: int = tiling.DEFAULT_MAX_MEMORY, tiling_mode: str = "auto",
+                 progress=None):
         """``cards``: direction -> the generator's ``ModelCard`` (or a dict with at least model, args, direction).
         ``keep_cpu_memory`` (CPU, glibc): freed tensor memory stays in the process for the next image instead
-        of going back to the kernel (:mod:`unpaired.host_memory`; 1.28x the images/s at 256 px, batch 8)."""
+        of going back to the kernel (:mod:`unpaired.host_memory`; 1.28x the images/s at 256 px, batch 8).
+        ``max_memory`` (bytes, default 2 GiB) and ``tiling_mode`` (auto, whole, fast, exact): when and how an image
+        is translated in tiles (:mod:`unpaired.tiling`); ``progress``: called with a line when an image is tiled."""
+        if tiling_mode not in tiling.MODES:
+            raise ValueError(f"tiling {tiling_mode!r}: choose one of {', '.join(tiling.MODES)}")
+        self.max_memory, self.tiling_mode, self.progress = max_memory, tiling_mode, progress
         self.generators, self.device = generators, torch.device(device)
         self.cards = {d: c if isinstance(c, ModelCard) else ModelCard.from_dict(c) for d, c in cards.items()}
         if keep_cpu_memory and self.device.type == "cpu":
@@ -173,27 +185,59 @@ class Translator:
         return self.generators[self._key(direction)]
 
     @torch.no_grad()
-    def translate(self, image: ImageLike, direction: Optional[str] = None, target=None) -> Translation:
-        return self.translate_batch([image], direction, target=target)[0]
+    def translate(self, image: ImageLike, direction: Optional[str] = None, target=None,
+                  attention: bool = True) -> Translation:
+        return self.translate_batch([image], direction, target=target, attention=attention)[0]
 
     @torch.no_grad()
     def translate_batch(self, images: Sequence[ImageLike], direction: Optional[str] = None,
-                        target=None) -> List[Translation]:
-        """Translate images (batched where sizes agree); outputs have each input's own size."""
+                        target=None, attention: bool = True, names: Optional[Sequence[str]] = None) -> List[Translation]:
+        """Translate images (batched where sizes agree); outputs have each input's own size. An image over the
+        memory budget is translated alone, in tiles (``attention=False``: its masks are not kept). ``names``:
+        the images' sources, for ``Translation.source`` and the progress line (paths name themselves)."""
         key, label = self._resolve(direction, target)
         generator, rule = self.generators[key], self.cards[key].input_size
-        tensors, sources = zip(*[_as_tensor(im) for im in images]) if images else ((), ())
-        results: List[Optional[Translation]] = [None] * len(tensors)
+        if names is not None:
+            images = [_Named(im, name) for im, name in zip(images, names)]
+        inputs, sources = zip(*[_as_input(im) for im in images]) if images else ((), ())
+        results: List[Optional[Translation]] = [None] * len(inputs)
         groups: Dict[Tuple[int, int], List[int]] = {}
-        for i, t in enumerate(tensors):
-            groups.setdefault(tuple(t.shape[-2:]), []).append(i)
+        extra = () if label is None else (label.to(self.device),)
+        for i, x in enumerate(inputs):
+            size = _size_of(x)
+            chosen = self._plan(generator, rule, size, extra, attention)
+            if chosen is None:
+                groups.setdefault(size, []).append(i)
+                continue
+            if self.progress:
+                self.progress(f"{sources[i] or 'image'}: {chosen.describe(size[1], size[0])}")
+            pixels = _pixels(x)
+            if rule.fixed:
+                image, masks, fg = tiling.translate_resized(generator, pixels, rule.fixed, extra)
+            else:
+                image, masks, fg = tiling.translate_pixels(generator, pixels, chosen, extra, attention=attention,
+                                                           device=self.device, progress=self.progress)
+            results[i] = Translation(image=image, masks=masks, attention=fg, source=sources[i], tiled=True)
         for size, idx in groups.items():
-            batch = torch.stack([tensors[i] for i in idx]).to(self.device)
+            batch = torch.stack([_tensor(inputs[i]) for i in idx]).to(self.device)
             labels = None if label is None else label.to(self.device).expand(len(idx), -1)
             out = run_any_size(generator, batch, labels, size=rule)
             for j, i in enumerate(idx):
                 results[i] = _to_translation(out, j, size, sources[i])
         return results
+
+    def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra, attention: bool) -> Optional[tiling.Plan]:
+        """None: whole-image inference; else how to tile (or, for a fixed-size generator, resize with PIL)."""
+        h, w = size
+        if self.tiling_mode == "whole" or not any(True for _ in generator.parameters()):  # onnx: no hooks
+            return None
+        if rule.fixed:  # the network sees fixed×fixed; only the full-size float copies can outgrow the budget
+            return tiling.Plan("resized", rule.fixed, budget=self.max_memory) if 64 * h * w > self.max_memory else None
+        ph, pw = h + (-h) % rule.multiple, w + (-w) % rule.multiple
+        masks = (getattr(generator, "n_masks", 1) + 1) if attention else 0
+        chosen = tiling.plan(generator, ph, pw, mode=self.tiling_mode, budget=self.max_memory, masks=masks,
+                             extra=tuple(e[:1] for e in extra), stride=max(4, rule.multiple), device=self.device)
+        return None if chosen.mode == "whole" else chosen
 
     def translate_files(self, paths: Iterable[Path], direction: Optional[str] = None,
                         batch_size: int = 8, target=None) -> Iterator[Translation]:
@@ -212,10 +256,11 @@ def load_model(source: Union[str, Path], direction: Optional[str] = None, device
 
 
 def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optional[torch.Tensor] = None, *,
-                 size: InputSize) -> GeneratorOutput:
+                 size: InputSize, max_memory: Optional[int] = None) -> GeneratorOutput:
     """Run ``generator`` on N×3×H×W of any H, W (and, for a multi-domain generator, the N×c_dim target
     ``label``) by its card's rule ``size``: pad to the size multiple (or resize to the fixed size) and crop
-    (or resize) the outputs back."""
+    (or resize) the outputs back. ``max_memory`` (bytes): tile (fast mode) when whole-image inference of the
+    batch would not fit (the outputs are still full-size float tensors); None: always whole."""
     h, w = batch.shape[-2:]
     fixed = size.fixed
     extra = () if label is None else (label,)
@@ -227,7 +272,14 @@ def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optiona
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
-    out = generator(batch, *extra)
+    chosen = None
+    if max_memory is not None and any(True for _ in generator.parameters()):
+        chosen = tiling.plan(generator, batch.shape[-2], batch.shape[-1] * batch.shape[0], budget=max_memory,
+                             extra=tuple(e[:1] for e in extra), stride=max(4, m), device=batch.device)
+    if chosen is not None and chosen.mode != "whole":
+        out = tiling.run_tiled(generator, batch, chosen, extra)
+    else:
+        out = generator(batch, *extra)
     if ph or pw:
         out = _map_spatial(out, lambda x: x[..., :h, :w])
     return out
@@ -257,9 +309,10 @@ class _Named:
         self.image, self.name = image, name
 
 
-def _as_tensor(image) -> Tuple[torch.Tensor, Optional[str]]:
-    """PIL image, H×W×3 uint8 array, 3×H×W tensor in [-1, 1], or a path -> (3×H×W in [-1, 1], name)."""
-    from .data import load_rgb, to_tensor
+def _as_input(image) -> Tuple[Union[np.ndarray, torch.Tensor], Optional[str]]:
+    """PIL image, H×W×3 uint8 array, 3×H×W tensor in [-1, 1], or a path -> (H×W×3 uint8 array or the tensor,
+    name). Pixels stay uint8 until the plan is known: a float copy of an 8000×8000 image is 768 MB."""
+    from .data import load_rgb
 
     name = None
     if isinstance(image, _Named):
@@ -267,18 +320,39 @@ def _as_tensor(image) -> Tuple[torch.Tensor, Optional[str]]:
     if isinstance(image, (str, Path)):
         name, image = str(image), load_rgb(image)
     if isinstance(image, Image.Image):
-        return to_tensor(image.convert("RGB")), name
+        return np.asarray(image.convert("RGB")), name
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.stack([image] * 3, axis=-1)
         if image.dtype != np.uint8:
             raise TypeError("numpy images must be H×W×3 uint8")
-        return to_tensor(Image.fromarray(image[..., :3])), name
+        return image[..., :3], name
     if torch.is_tensor(image):
         if image.ndim != 3 or image.shape[0] != 3:
             raise TypeError(f"tensor images must be 3×H×W in [-1, 1], got shape {tuple(image.shape)}")
         return image.float(), name
     raise TypeError(f"cannot translate a {type(image).__name__}")
+
+
+def _size_of(x) -> Tuple[int, int]:
+    return tuple(x.shape[-2:]) if torch.is_tensor(x) else tuple(x.shape[:2])
+
+
+def _tensor(x) -> torch.Tensor:
+    from .data import to_tensor
+
+    return x if torch.is_tensor(x) else to_tensor(Image.fromarray(np.ascontiguousarray(x)))
+
+
+def _pixels(x) -> np.ndarray:
+    """A tensor in [-1, 1] as H×W×3 uint8 (``data.to_pil``'s rounding); arrays as they are."""
+    return np.asarray(_to_pil(x)) if torch.is_tensor(x) else x
+
+
+def _to_pil(x):
+    from .data import to_pil
+
+    return to_pil(x)
 
 
 def expand_inputs(patterns: Sequence[str]) -> List[Path]:

@@ -10,8 +10,20 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
+def unit_range(array: np.ndarray) -> np.ndarray:
+    """An attention map as float32 in [0, 1], whether stored as floats or as uint8 (tiled translations)."""
+    return array.astype(np.float32) / 255 if array.dtype == np.uint8 else array
+
+
+def grey_image(array: np.ndarray) -> Image.Image:
+    """An attention map (floats in [0, 1], or uint8) as a grey-scale image."""
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+    return Image.fromarray(array, mode="L")
+
+
 def _grey_rgb(array: np.ndarray) -> Image.Image:
-    return Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8), mode="L").convert("RGB")
+    return grey_image(array).convert("RGB")
 
 
 def find_true_mask(path: Path) -> Optional[Path]:

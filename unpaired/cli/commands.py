@@ -80,6 +80,7 @@ def cmd_translate(args) -> int:
         stems[p.stem] = p
     out = Path(args.output)
     translator = Translator.load(args.checkpoint, device=args.device or "cpu", directions=(args.direction,))
+    _set_limits(translator, args)
     fixed = translator.input_size(None if translator.domains else args.direction).fixed
     if fixed:
         print(f"note: this generator takes only {fixed}x{fixed} images (full U-GAT-IT): each input is resized to "
@@ -91,7 +92,8 @@ def cmd_translate(args) -> int:
         _save(folder, None)
         direction = None if target else args.direction
         n = 0
-        for path, result in _translate_each(translator, paths, direction, args.batch_size, target, failed):
+        for path, result in _translate_each(translator, paths, direction, args.batch_size, target, failed,
+                                            attention=args.save_attention or bool(args.overview)):
             _save(folder / f"{path.stem}.png", result.image)
             if args.overview and len(kept) < 24 and target == jobs[0][0]:
                 kept.append((path, result))
@@ -113,7 +115,24 @@ def cmd_translate(args) -> int:
     return 0
 
 
-def _translate_each(translator, paths, direction, batch_size, target, failed):
+def _set_limits(translator, args) -> None:
+    """--max-memory, --tiling and --max-pixels onto the translator (and the image reader); tiling is reported."""
+    import os
+
+    from ..tiling import parse_bytes
+
+    try:
+        translator.max_memory = parse_bytes(args.max_memory)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    translator.tiling_mode, translator.progress = args.tiling, print
+    if args.max_pixels is not None:
+        if args.max_pixels < 1:
+            raise CLIError(f"--max-pixels {args.max_pixels}: must be at least 1")
+        os.environ["UNPAIRED_MAX_PIXELS"] = str(args.max_pixels)
+
+
+def _translate_each(translator, paths, direction, batch_size, target, failed, attention=True):
     """(path, Translation) for each input that reads and translates; the others go into ``failed`` (path ->
     reason), each printed once as one line."""
     from ..data import BadImageError, load_rgb
@@ -131,16 +150,26 @@ def _translate_each(translator, paths, direction, batch_size, target, failed):
             except BadImageError as e:
                 fail(path, str(e)[len(f"{path}: "):] if str(e).startswith(f"{path}: ") else str(e))
         try:
-            results = translator.translate_batch([im for _, im in chunk], direction, target=target)
+            results = translator.translate_batch([im for _, im in chunk], direction, target=target,
+                                                 attention=attention, names=[str(p) for p, _ in chunk])
             yield from ((p, r) for (p, _), r in zip(chunk, results))
-        except (RuntimeError, ValueError):  # one image too small for the network: find it, keep the others
+        except (RuntimeError, ValueError, MemoryError):  # one image too small or too large: find it, keep the others
             for path, image in chunk:
                 try:
-                    yield path, translator.translate(image, direction, target=target)
-                except (RuntimeError, ValueError) as e:
-                    reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-                    fail(path, f"cannot translate a {image.width}x{image.height} image: too small for this "
-                               f"generator ({reason})")
+                    yield path, translator.translate_batch([image], direction, target=target, attention=attention,
+                                                           names=[str(path)])[0]
+                except (RuntimeError, ValueError, MemoryError) as e:
+                    fail(path, _why_not(e, image))
+        del chunk
+
+
+def _why_not(error: Exception, image) -> str:
+    """One line: why an image could not be translated (out of memory, or too small for the network)."""
+    reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    if isinstance(error, MemoryError) or "alloc" in reason.lower() or "memory" in reason.lower():
+        return (f"out of memory translating a {image.width}x{image.height} image (lower --max-memory to translate "
+                f"it in smaller tiles; {reason})")
+    return f"cannot translate a {image.width}x{image.height} image: too small for this generator ({reason})"
 
 
 def _save(path: Path, image) -> None:
@@ -177,10 +206,9 @@ def _targets(args, domains) -> list:
 
 
 def _grey(array):
-    import numpy as np
-    from PIL import Image
+    from ..visualize import grey_image
 
-    return Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8), mode="L")
+    return grey_image(array)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "translate", "translate images with a trained model", [
         "unpaired translate --checkpoint runs/quick --input data/synth/testA --output out/ --save-attention",
         "unpaired translate --checkpoint runs/quick --input 'photos/*.jpg' --output out/ --direction BtoA",
-        "unpaired translate --checkpoint runs/faces-multi --input face.png --output out/ --target-domain happy,sad"],
+        "unpaired translate --checkpoint runs/faces-multi --input face.png --output out/ --target-domain happy,sad",
+        "unpaired translate --checkpoint runs/quick --input big.png --output out/ --max-memory 1G --tiling exact"],
         description="Translate image files, folders or globs of any size and mode with a run folder (its newest "
                     "generators) or a generator file; each output is OUTPUT/<stem>.png. An input that cannot be "
                     "read or translated gets one line naming it and why; the others are translated (exit status 1).")
@@ -88,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images translated at once (more: faster, more memory)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--overview", metavar="PNG", help="also write a contact sheet of the first 24 results")
+    p.add_argument("--max-memory", default="2G", metavar="SIZE",
+                   help="peak resident memory of the command (default 2G; it needs ~0.75G itself): an image whose "
+                        "whole-image inference would need more is translated in tiles (e.g. 1500M, 4G)")
+    p.add_argument("--tiling", default="auto", choices=["auto", "whole", "fast", "exact"],
+                   help="auto (default): whole image when it fits --max-memory, else fast tiles; fast: statistics "
+                        "from a shrunk copy (docs/benchmarks.md: its error); exact: equals whole-image inference "
+                        "(one pass per normalisation layer: 20x the time at 1000x1000); whole: never tile")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="refuse images declaring more than N pixels before decoding them (default: "
+                        "UNPAIRED_MAX_PIXELS or 89478485)")
     p.set_defaults(func=cmd_translate)
 
     p = _command(sub, "data", "make, download or check datasets", [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,11 +114,16 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     """
     path = Path(path)
     limit = max_pixels()
+    if Image.MAX_IMAGE_PIXELS and limit > Image.MAX_IMAGE_PIXELS:  # a limit set above Pillow's: Pillow follows it
+        Image.MAX_IMAGE_PIXELS = limit
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the check below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             if img.width * img.height > limit:  # from the header: nothing decoded yet
                 raise BadImageError(f"{path}: {img.width}x{img.height} px is over the limit of {limit} pixels "
-                                    f"(UNPAIRED_MAX_PIXELS)")
+                                    f"(--max-pixels, UNPAIRED_MAX_PIXELS)")
             img.load()
             if img.width == 0 or img.height == 0:
                 raise BadImageError(f"{path}: image has zero size ({img.width}x{img.height})")

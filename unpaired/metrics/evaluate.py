@@ -44,12 +44,13 @@ def translate_tensors(generator, images: torch.Tensor, batch_size: int, device,
     """Translated images and the predicted foreground (attention, or the heatmap scaled to [0, 1]);
     ``label`` (1×c) is the target of a multi-domain generator; ``size``: its card's input-size rule."""
     from ..inference import run_any_size
+    from ..tiling import DEFAULT_MAX_MEMORY
 
     fakes, fgs = [], []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
         labels = None if label is None else label.to(device).expand(len(batch), -1)
-        out = run_any_size(generator, batch, labels, size=size)
+        out = run_any_size(generator, batch, labels, size=size, max_memory=DEFAULT_MAX_MEMORY)
         fakes.append(out.image.float().cpu())
         fg = out.foreground()
         if fg is None and out.heatmap is not None:

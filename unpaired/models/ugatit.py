@@ -171,13 +171,18 @@ class UGATITGenerator(nn.Module):
             head=_conv(ngf, out_ch, 7, tf=tf),
         ))
 
+    def pool_features(self, attended: Tensor) -> Tensor:
+        """The light MLP's input: each channel's global average, N×C (tiled inference replaces this method to
+        give the whole image's)."""
+        return attended.mean(dim=(2, 3))
+
     def forward(self, x: Tensor) -> GeneratorOutput:
         if self.fixed_size and tuple(x.shape[-2:]) != (self.fixed_size, self.fixed_size):
             size = self.fixed_size
             raise ValueError(f"full U-GAT-IT runs only at its training size {size}×{size}, "
                              f"got {tuple(x.shape[-2:])} (use ugatit-light for other sizes)")
         attended, cam_logit, heatmap = self.cam(self.encoder(x))
-        gamma, beta = self.mlp(attended.mean(dim=(2, 3)) if self.light else attended.flatten(1))
+        gamma, beta = self.mlp(self.pool_features(attended) if self.light else attended.flatten(1))
         y = attended
         for block in self.decoder:
             y = block(y, gamma, beta)

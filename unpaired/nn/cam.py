@@ -53,9 +53,14 @@ class CAMHead(nn.Module):
         """The 1×C channel weights: ``weight_orig`` under spectral norm (the official quirk)."""
         return fc.weight_orig if hasattr(fc, "weight_orig") else fc.weight
 
+    def pool(self, features: Tensor) -> Tuple[Tensor, Tensor]:
+        """(global average, global max) of each channel, N×C each (tiled inference replaces this method to give
+        the whole image's)."""
+        return features.mean(dim=(2, 3)), F.adaptive_max_pool2d(features, 1).flatten(1)
+
     def forward(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """-> (attended features N×C×h×w, cam_logit N×2, heatmap N×1×h×w)."""
-        gap, gmp = features.mean(dim=(2, 3)), F.adaptive_max_pool2d(features, 1).flatten(1)
+        gap, gmp = self.pool(features)
         c = features.shape[1]
         kernel = self.conv1x1.weight  # C × 2C × 1 × 1
         if self.shared_fc:

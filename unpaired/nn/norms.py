@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["adalin_reference", "layer_instance_norm", "LIN", "AdaLIN", "clip_rho_"]
+__all__ = ["adalin_reference", "layer_instance_norm", "layer_instance_norm_with", "lin_statistics", "LIN", "AdaLIN", "clip_rho_"]
 
 
 def adalin_reference(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
@@ -43,9 +43,21 @@ def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps
 
     x: N×C×H×W; rho: 1×C×1×1; gamma, beta: N×C×1×1 or 1×C×1×1.
     """
+    return layer_instance_norm_with(x, rho, gamma, beta, eps, *lin_statistics(x, unbiased))
+
+
+def lin_statistics(x: Tensor, unbiased: bool = True):
+    """(instance mean, instance variance, layer mean, layer variance) of x, keepdim (N×C×1×1, N×1×1×1)."""
     correction = 1 if unbiased else 0
     in_var, in_mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=correction)
     ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True, correction=correction)
+    return in_mean, in_var, ln_mean, ln_var
+
+
+def layer_instance_norm_with(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float, in_mean: Tensor,
+                             in_var: Tensor, ln_mean: Tensor, ln_var: Tensor) -> Tensor:
+    """``layer_instance_norm`` with given statistics (``lin_statistics``'s four; tiled inference gives those of
+    the whole image)."""
     in_inv = torch.rsqrt(in_var + eps)
     ln_inv = torch.rsqrt(ln_var + eps)
     scale = rho * in_inv + (1 - rho) * ln_inv  # N×C×1×1
@@ -62,8 +74,12 @@ class AdaLIN(nn.Module):
         self.rho = nn.Parameter(torch.full((1, channels, 1, 1), float(rho_init)))
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        return layer_instance_norm(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps,
-                                   self.unbiased)
+        return layer_instance_norm_with(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps,
+                                        *self.statistics(x))
+
+    def statistics(self, x: Tensor):
+        """``lin_statistics`` of x (tiled inference replaces this method to give the whole image's)."""
+        return lin_statistics(x, self.unbiased)
 
     def extra_repr(self) -> str:
         return f"{self.rho.shape[1]}, eps={self.eps}" + ("" if self.unbiased else ", biased variance")
@@ -80,7 +96,11 @@ class LIN(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return layer_instance_norm(x, self.rho, self.gamma, self.beta, self.eps, self.unbiased)
+        return layer_instance_norm_with(x, self.rho, self.gamma, self.beta, self.eps, *self.statistics(x))
+
+    def statistics(self, x: Tensor):
+        """``lin_statistics`` of x (tiled inference replaces this method to give the whole image's)."""
+        return lin_statistics(x, self.unbiased)
 
     def extra_repr(self) -> str:
         return f"{self.rho.shape[1]}, eps={self.eps}" + ("" if self.unbiased else ", biased variance")

@@ -1,0 +1,97 @@
+"""Large images on the CPU: whole-image inference against tiled inference (unpaired.tiling), per model family.
+
+Each cell (family, side, mode) runs in a fresh subprocess: ``Translator.translate`` of one side×side image (a
+face photo of /work/shared/data upscaled bicubically: real-looking content), paper-size generator (ngf 64),
+random weights (the training initialisation, N(0, 0.02), seed 0), budget ``--max-memory``. Reported: seconds
+(the whole call: planning, the probe, statistics and tiles), s/megapixel, the subprocess's peak RSS
+(ru_maxrss), and, where the whole-image cell of the same family and side ran, the max and mean absolute
+difference of the uint8 output images (0-255). The output of each cell is kept as .npy in ``--work``.
+
+    python benchmarks/translate_large.py --cells attentiongan:1000:whole attentiongan:1000:auto
+    python benchmarks/translate_large.py --cells attentiongan:8000:auto --max-memory 2G
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+PHOTO = REPO.parent / "shared" / "data" / "faces-neutral2smile" / "testA" / "al_gore_0001.jpg"
+
+
+def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path) -> dict:
+    """One measurement, in this process (called in a fresh subprocess by ``main``)."""
+    import torch
+    from PIL import Image
+
+    from unpaired.inference import Translator
+    from unpaired.models import get_model
+    from unpaired.models.base import InputSize
+    from unpaired.nn.init import init_weights
+    from unpaired.tiling import parse_bytes
+
+    spec = get_model(family)
+    fields = set(spec.args.__dataclass_fields__)
+    args = spec.args(**({"img_size": 256} if "img_size" in fields else {}))
+    torch.manual_seed(0)
+    generator = init_weights(spec.build_generator(args).eval(), "normal", 0.02)
+    fixed = 256 if family == "ugatit" else None
+    card = {"model": family, "args": vars(args), "direction": "AtoB",
+            "input_size": InputSize(train=256, multiple=4, fixed=fixed)}
+    lines = []
+    translator = Translator({"AtoB": generator}, {"AtoB": card}, max_memory=parse_bytes(max_memory),
+                            tiling_mode=mode, progress=lines.append)
+    image = Image.open(PHOTO).convert("RGB").resize((side, side), Image.BICUBIC)
+    start = time.perf_counter()
+    result = translator.translate(image, attention=False)
+    seconds = time.perf_counter() - start
+    np.save(work / f"{family}-{side}-{mode}.npy", np.asarray(result.image))
+    return {"family": family, "side": side, "mode": mode, "seconds": round(seconds, 1),
+            "s_per_mp": round(seconds / (side * side / 1e6), 2), "peak_rss_mb": resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss // 1024, "plan": lines[0] if lines else "whole image"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", nargs="+", required=True, help="family:side:mode (mode auto|whole|fast|exact)")
+    parser.add_argument("--max-memory", default="2G")
+    parser.add_argument("--work", default="/tmp/translate_large")
+    parser.add_argument("--jsonl", help="append each cell's row here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # family:side:mode, run in this process
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        family, side, mode = args.one.split(":")
+        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work)))
+        return
+    for cell in args.cells:
+        proc = subprocess.run([sys.executable, __file__, "--cells", cell, "--one", cell, "--max-memory",
+                               args.max_memory, "--work", str(work)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            row = {"cell": cell, "error": (proc.stderr.strip().splitlines() or ["killed"])[-1],
+                   "returncode": proc.returncode}
+        else:
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            family, side, mode = cell.split(":")
+            whole = work / f"{family}-{side}-whole.npy"
+            if mode != "whole" and whole.exists():
+                diff = np.abs(np.load(whole).astype(np.int16) - np.load(work / f"{family}-{side}-{mode}.npy"))
+                row.update(max_abs=int(diff.max()), mean_abs=round(float(diff.mean()), 3))
+        print(json.dumps(row), flush=True)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

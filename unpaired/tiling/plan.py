@@ -1,0 +1,151 @@
+"""How to translate one image within a memory budget: whole, or tiled (fast or exact), and with which tiles.
+
+The budget (``--max-memory``, default 2 GiB) is for the whole process: what it holds already (Python, PyTorch,
+the model: about 0.6 GB for an ngf-64 model, /proc/self/statm) is taken off first. Two numbers per generator,
+measured on first use and kept on the module:
+
+* ``bytes_per_pixel``: 8 × the largest output of any layer, in bytes per input pixel (one pass on 64×64).
+  Measured peak RSS growth of whole-image inference at 512×512, ngf 64 (docs/benchmarks.md): AttentionGAN
+  1.5 KB/px, CycleGAN 1.3 KB/px, U-GAT-IT light 2.2 KB/px; the rule gives 2.0-2.1 KB/px for them;
+* ``halo``: the receptive-field radius, found by perturbing the centre of a random input with every global
+  statistic frozen and seeing how far the outputs change, plus 8 px, rounded up to the stride. A halo this
+  large makes tiling with frozen statistics exact (no core depends on anything outside its tile): the fast
+  mode's only error is that of its statistics, which shows no seams.
+
+Auto picks the whole image when its estimate fits, else the fast mode with the largest tiles that fit.
+Full-size buffers (the decoded input, the uint8 output image and masks) are counted against the budget.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .sites import GlobalStatistics
+
+__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "parse_bytes", "bytes_per_pixel", "receptive_halo", "resident_bytes"]
+
+MODES = ("auto", "whole", "fast", "exact")
+DEFAULT_MAX_MEMORY = 2 * 1024 ** 3  # what a laptop spares a command without swapping
+MIN_CORE = 64
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # whole, fast, exact (or resized: a fixed-size generator)
+    core: int = 0  # tile core side (px; resized: the fixed size)
+    halo: int = 0
+    tiles: int = 1
+    preview: int = 0  # fast: pixels of the shrunk copy its statistics come from
+    budget: int = 0
+
+    def describe(self, width: int, height: int) -> str:
+        if self.mode == "whole":
+            return f"{width}x{height}: whole image"
+        if self.mode == "resized":
+            return (f"{width}x{height}: resized to {self.core}x{self.core} (this generator's fixed size) and back "
+                    f"with PIL on uint8 pixels, budget {self.budget / 1024 ** 3:.1f} GB")
+        return (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
+                f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
+
+
+def parse_bytes(text: str) -> int:
+    """'2G', '1.5GB', '800M', '500000000' -> bytes (powers of 1024)."""
+    value = str(text).strip().upper().rstrip("B")
+    scale = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}.get(value[-1:], 1)
+    try:
+        number = float(value[:-1] if scale > 1 else value)
+    except ValueError:
+        raise ValueError(f"--max-memory {text!r}: expected a size such as 2G, 800M or a number of bytes") from None
+    if number <= 0:
+        raise ValueError(f"--max-memory {text!r}: must be positive")
+    return int(number * scale)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux /proc/self/statm; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@torch.no_grad()
+def bytes_per_pixel(generator, extra=(), device="cpu") -> float:
+    """8 × the largest layer output per input pixel (module docstring), from one pass on 64×64; cached."""
+    cached = getattr(generator, "_unpaired_bytes_per_pixel", None)
+    if cached is not None:
+        return cached
+    largest = [0]
+
+    def hook(module, args, out):
+        if torch.is_tensor(out) and out.dim() == 4:
+            largest[0] = max(largest[0], out[0].numel() * out.element_size())
+
+    hooks = [m.register_forward_hook(hook) for m in generator.modules() if not list(m.children())]
+    try:
+        generator(torch.zeros(1, 3, 64, 64, device=device), *extra)
+    finally:
+        for h in hooks:
+            h.remove()
+    generator._unpaired_bytes_per_pixel = 8 * largest[0] / 64 ** 2
+    return generator._unpaired_bytes_per_pixel
+
+
+@torch.no_grad()
+def receptive_halo(generator, extra=(), stride: int = 4, device="cpu") -> int:
+    """The receptive-field radius + 8 px, rounded up to ``stride`` (module docstring); cached."""
+    cached = getattr(generator, "_unpaired_halo", None)
+    if cached is not None:
+        return cached
+    size = 128
+    while True:
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+        with GlobalStatistics(generator) as switch:
+            switch.collect(switch.sites)
+            generator(x, *extra)
+            switch.finish()  # frozen from here on: the network is local
+            base = generator(x, *extra)
+            y = x.clone()
+            c = size // 2
+            y[..., c - 2:c + 2, c - 2:c + 2] += 0.5
+            moved = generator(y, *extra)
+        pairs = [(base.image, moved.image)] + ([(base.attention, moved.attention)] if base.attention is not None else [])
+        changed = sum((a - b).abs().amax(dim=(0, 1)) for a, b in pairs)
+        rows = torch.nonzero(changed.amax(dim=1) > 0).flatten()
+        cols = torch.nonzero(changed.amax(dim=0) > 0).flatten()
+        reach = 0 if not len(rows) else max(c - 2 - int(rows.min()), int(rows.max()) - c - 1,
+                                             c - 2 - int(cols.min()), int(cols.max()) - c - 1)
+        if reach < c - 8 or size >= 1024:
+            break
+        size *= 2
+    generator._unpaired_halo = stride * math.ceil((reach + 8) / stride)
+    return generator._unpaired_halo
+
+
+def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int = DEFAULT_MAX_MEMORY,
+         masks: int = 0, extra=(), stride: int = 4, device="cpu") -> Plan:
+    """The plan for one height×width image; ``masks``: full-size uint8 attention maps kept (masks + foreground)."""
+    if mode not in MODES:
+        raise ValueError(f"--tiling {mode!r}: choose one of {', '.join(MODES)}")
+    if mode == "whole":
+        return Plan("whole", budget=budget)
+    per_pixel = bytes_per_pixel(generator, extra, device)
+    pixels = height * width
+    room = budget - resident_bytes()
+    whole = per_pixel * pixels + 30 * pixels  # + the float input, the output and their uint8 copies
+    if mode == "auto" and whole <= room:
+        return Plan("whole", budget=budget)
+    halo = receptive_halo(generator, extra, stride, device)
+    room = max(room - (9 + masks) * pixels, 0)  # uint8 input (+ its decoded copy), output, masks and foreground
+    side = int(math.sqrt(room / per_pixel)) if room else 0
+    core = max(MIN_CORE, stride * ((side - 2 * halo) // stride))
+    core = min(core, stride * math.ceil(max(height, width) / stride))
+    tiles = math.ceil(height / core) * math.ceil(width / core)
+    preview = max(MIN_CORE ** 2, int(room / per_pixel))
+    return Plan("exact" if mode == "exact" else "fast", core, halo, tiles, min(preview, pixels), budget)
