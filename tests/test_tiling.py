@@ -103,10 +103,14 @@ def tiny_run(tmp_path_factory):
 
 
 def translate_measured(*args, cwd) -> tuple:
-    """`unpaired translate ARGS` in a fresh process -> (exit status, stdout, stderr, its peak RSS in MB)."""
-    code = ("import resource, sys; from unpaired.cli import main; rc = main(sys.argv[1:]); "
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr); "
-            "sys.exit(rc)")
+    """`unpaired translate ARGS` in a fresh process -> (exit status, stdout, stderr, its peak RSS in MB).
+
+    The peak is the process's own VmHWM, not ``ru_maxrss``: Linux folds the memory the process had before
+    ``exec`` into ``ru_maxrss``, and a child that subprocess starts with vfork had pytest's (over 1.5 GB late in
+    the suite): the test then failed in the whole suite and passed alone."""
+    code = ("import sys; from unpaired.cli import main; rc = main(sys.argv[1:]); "
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]; "
+            "print('PEAK', int(hwm) // 1024, file=sys.stderr); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, "translate", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=600, env={**os.environ, **THREAD_ENV, "PYTHONPATH": str(REPO)})
     peak = int(proc.stderr.split("PEAK ")[-1].split()[0])
