@@ -202,7 +202,8 @@ def build_demo(translator, examples: Sequence[Tuple[str, str]] = (), max_upload_
             kind = "this model has no attention maps"
         shrunk = f" (shrunk from {original[0]}×{original[1]})" if image.size != original else ""
         size = f"{image.width}×{image.height}{shrunk}"
-        status = f"{'to ' if domains else ''}{direction}: {size} in {seconds:.2f} s; {kind}."
+        tiles = ", in tiles (over the memory budget: unpaired/tiling)" if result.tiled else ""
+        status = f"{'to ' if domains else ''}{direction}: {size} in {seconds:.2f} s{tiles}; {kind}."
         return result.image, result.overlay(), masks, status
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
