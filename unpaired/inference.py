@@ -229,7 +229,7 @@ class Translator:
     def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra, attention: bool) -> Optional[tiling.Plan]:
         """None: whole-image inference; else how to tile (or, for a fixed-size generator, resize with PIL)."""
         h, w = size
-        if self.tiling_mode == "whole" or not any(True for _ in generator.parameters()):  # onnx: no hooks
+        if self.tiling_mode == "whole" or not _tileable(generator):
             return None
         if rule.fixed:  # the network sees fixed×fixed; only the full-size float copies can outgrow the budget
             return tiling.Plan("resized", rule.fixed, budget=self.max_memory) if 64 * h * w > self.max_memory else None
@@ -273,7 +273,7 @@ def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optiona
         mode = "reflect" if ph < h and pw < w else "replicate"
         batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
     chosen = None
-    if max_memory is not None and any(True for _ in generator.parameters()):
+    if max_memory is not None and _tileable(generator):
         chosen = tiling.plan(generator, batch.shape[-2], batch.shape[-1] * batch.shape[0], budget=max_memory,
                              extra=tuple(e[:1] for e in extra), stride=max(4, m), device=batch.device)
     if chosen is not None and chosen.mode != "whole":
@@ -346,13 +346,14 @@ def _tensor(x) -> torch.Tensor:
 
 def _pixels(x) -> np.ndarray:
     """A tensor in [-1, 1] as H×W×3 uint8 (``data.to_pil``'s rounding); arrays as they are."""
-    return np.asarray(_to_pil(x)) if torch.is_tensor(x) else x
-
-
-def _to_pil(x):
     from .data import to_pil
 
-    return to_pil(x)
+    return np.asarray(to_pil(x)) if torch.is_tensor(x) else x
+
+
+def _tileable(generator) -> bool:
+    """Tiling switches the generator's own layers: a torch module with parameters, not an exported ONNX session."""
+    return any(True for _ in generator.parameters())
 
 
 def expand_inputs(patterns: Sequence[str]) -> List[Path]:

@@ -217,7 +217,3 @@ class GlobalStatistics:
                 site.finish()
             site.totals, site.stop = None, False
         return done
-
-    def forget(self) -> None:
-        for site in self.sites:
-            site.stats, site.totals, site.stop = None, None, False
