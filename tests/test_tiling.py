@@ -87,9 +87,28 @@ def test_fast_mode_error_is_that_of_its_statistics():
 def test_plan_tiles_only_over_the_budget():
     g = generator("cyclegan", ngf=4, n_blocks=1)
     assert plan(g, 64, 64, budget=64 * 1024 ** 3).mode == "whole"
-    tight = plan(g, 4000, 4000, budget=1)  # nothing fits: the smallest tiles, still exact geometry
-    assert tight.mode == "fast" and tight.core == 64 and tight.halo % 4 == 0
+    tight = plan(g, 4000, 4000, budget=1)  # nothing fits: the smallest sensible tiles, and the plan says so
+    assert tight.mode == "fast" and tight.halo % 4 == 0 and tight.core == max(64, 2 * tight.halo)
+    assert tight.over > 0 and "over the budget by about" in tight.describe(4000, 4000)
     assert "tiling 4000x4000 into" in tight.describe(4000, 4000)
+
+
+def test_plan_counts_the_full_size_outputs():
+    """The same image and budget: keeping 10 attention maps (uint8, 8000² = 640 MB) leaves less room for the
+    tiles than keeping none; a budget that the buffers alone fill is reported as overshot, not met by
+    ever-smaller tiles."""
+    from unpaired.tiling.plan import kept_bytes, resident_bytes
+
+    g = generator("attentiongan", ngf=4, n_blocks=1, n_masks=10)
+    base = resident_bytes()
+    budget = base + 24 * 4000 * 4000 + 400 * 1024 ** 2
+    plain, masked = (plan(g, 4000, 4000, budget=budget, masks=k) for k in (0, 10))
+    assert masked.kept - plain.kept == kept_bytes(masks=10) * 4000 ** 2 - kept_bytes() * 4000 ** 2 > 0
+    assert masked.core < plain.core and masked.tiles > plain.tiles and not plain.over
+    full = plan(g, 8000, 8000, budget=budget, masks=10)  # the 8000² buffers alone are over the budget
+    assert full.over > 0 and full.core == max(64, 2 * full.halo)
+    floats = plan(g, 1000, 1000, budget=base + 200 * 1024 ** 2, uint8=False, batch=4, masks=10)  # run_any_size's
+    assert floats.kept == kept_bytes(uint8=False, batch=4, masks=10) * 1000 ** 2 == 4 * 4 * 16 * 1000 ** 2
 
 
 @pytest.fixture(scope="module")

@@ -234,9 +234,10 @@ class Translator:
         if rule.fixed:  # the network sees fixed×fixed; only the full-size float copies can outgrow the budget
             return tiling.Plan("resized", rule.fixed, budget=self.max_memory) if 64 * h * w > self.max_memory else None
         ph, pw = h + (-h) % rule.multiple, w + (-w) % rule.multiple
-        masks = (getattr(generator, "n_masks", 1) + 1) if attention else 0
+        masks = getattr(generator, "n_masks", 1) if attention else 0
         chosen = tiling.plan(generator, ph, pw, mode=self.tiling_mode, budget=self.max_memory, masks=masks,
-                             extra=tuple(e[:1] for e in extra), stride=max(4, rule.multiple), device=self.device)
+                             padded=(ph, pw) != (h, w), extra=tuple(e[:1] for e in extra),
+                             stride=max(4, rule.multiple), device=self.device)
         return None if chosen.mode == "whole" else chosen
 
     def translate_files(self, paths: Iterable[Path], direction: Optional[str] = None,
@@ -274,7 +275,8 @@ def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optiona
         batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
     chosen = None
     if max_memory is not None and _tileable(generator):
-        chosen = tiling.plan(generator, batch.shape[-2], batch.shape[-1] * batch.shape[0], budget=max_memory,
+        chosen = tiling.plan(generator, batch.shape[-2], batch.shape[-1], budget=max_memory, uint8=False,
+                             batch=batch.shape[0], masks=getattr(generator, "n_masks", 0), padded=bool(ph or pw),
                              extra=tuple(e[:1] for e in extra), stride=max(4, m), device=batch.device)
     if chosen is not None and chosen.mode != "whole":
         out = tiling.run_tiled(generator, batch, chosen, extra)
@@ -319,8 +321,8 @@ def _as_input(image) -> Tuple[Union[np.ndarray, torch.Tensor], Optional[str]]:
         image, name = image.image, image.name
     if isinstance(image, (str, Path)):
         name, image = str(image), load_rgb(image)
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB")), name
+    if isinstance(image, Image.Image):  # (convert copies even an RGB image: 4 B/px, 256 MB at 8000²)
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB")), name
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.stack([image] * 3, axis=-1)

@@ -135,6 +135,8 @@ def _set_limits(translator, args) -> None:
 def _translate_each(translator, paths, direction, batch_size, target, failed, attention=True):
     """(path, Translation) for each input that reads and translates; the others go into ``failed`` (path ->
     reason), each printed once as one line."""
+    import numpy as np
+
     from ..data import BadImageError, load_rgb
 
     def fail(path, why):
@@ -146,7 +148,7 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
         chunk = []
         for path in paths[start:start + batch_size]:
             try:
-                chunk.append((path, load_rgb(path)))
+                chunk.append((path, np.asarray(load_rgb(path))))  # the PIL image (4 B/px) freed at once
             except BadImageError as e:
                 fail(path, str(e)[len(f"{path}: "):] if str(e).startswith(f"{path}: ") else str(e))
         try:
@@ -164,12 +166,13 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
 
 
 def _why_not(error: Exception, image) -> str:
-    """One line: why an image could not be translated (out of memory, or too small for the network)."""
+    """One line: why an H×W×3 image could not be translated (out of memory, or too small for the network)."""
+    height, width = image.shape[:2]
     reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
     if isinstance(error, MemoryError) or "alloc" in reason.lower() or "memory" in reason.lower():
-        return (f"out of memory translating a {image.width}x{image.height} image (lower --max-memory to translate "
+        return (f"out of memory translating a {width}x{height} image (lower --max-memory to translate "
                 f"it in smaller tiles; {reason})")
-    return f"cannot translate a {image.width}x{image.height} image: too small for this generator ({reason})"
+    return f"cannot translate a {width}x{height} image: too small for this generator ({reason})"
 
 
 def _save(path: Path, image) -> None:

@@ -71,7 +71,8 @@ class AttentionGANArgs:
     norm: Literal["instance", "batch"] = "instance"  # official: instance norm, hard-wired
     discriminator: Literal["patch", "attention"] = "patch"  # attention: add the attention-guided D's
     background_prior: float = 0.0  # ours: the background mask's value at initialisation (0 = official: 1/n)
-    background_prior_steps: int = 0  # ours: 0 = the warm start stays; N = it fades linearly to 0 over N steps
+    background_prior_steps: int = 0  # ours: 0 = the warm start stays; N = it fades linearly over N steps ...
+    background_prior_final: float = 0.0  # ours: ... to the offset that gives this background value (0: to none)
 
     def validate(self) -> None:
         if self.n_masks < 2:
@@ -81,6 +82,11 @@ class AttentionGANArgs:
         if self.background_prior_steps < 0:
             raise ValueError(f"model.background_prior_steps must be >= 0 (0 = no fade), got "
                              f"{self.background_prior_steps}")
+        final = self.background_prior_final
+        if final and not (self.background_prior_steps and 1.0 / self.n_masks < final < self.background_prior):
+            raise ValueError(f"model.background_prior_final={final}: a fade's end value needs "
+                             f"model.background_prior_steps > 0 and must lie between 1/n_masks "
+                             f"({1.0 / self.n_masks:g}) and model.background_prior ({self.background_prior:g})")
 
 
 class AttentionGANGenerator(nn.Module):
@@ -90,10 +96,12 @@ class AttentionGANGenerator(nn.Module):
     fixed_size = None
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, n_masks: int = 10, norm: str = "instance",
-                 geo: bool = False, background_prior: float = 0.0, background_prior_steps: int = 0):
+                 geo: bool = False, background_prior: float = 0.0, background_prior_steps: int = 0,
+                 background_prior_final: float = 0.0):
         super().__init__()
         self.n_masks, self.geo, self.background_prior = n_masks, geo, background_prior
         self.background_prior_steps = background_prior_steps if background_prior else 0
+        self.background_prior_final = background_prior_final if self.background_prior_steps else 0.0
         n_content = n_masks if geo else n_masks - 1
         self.encoder = ResnetEncoder(3, ngf, n_blocks, norm)
         self.content_decoder = ResnetDecoder(3 * n_content, ngf, norm, head_kernel=7)
@@ -106,6 +114,8 @@ class AttentionGANGenerator(nn.Module):
         self._logit_offset[-1] = offset
         if self.background_prior_steps:  # a fading warm start: the offset's share left, saved with the weights
             self.register_buffer("prior_scale", torch.ones(()))
+            end = background_logit_offset(self.background_prior_final, n_masks) if self.background_prior_final else 0.0
+            self._final_scale = end / offset if offset else 0.0  # the share the fade ends at
 
     def forward(self, x: Tensor) -> GeneratorOutput:
         features = self.encoder(x)
@@ -117,12 +127,15 @@ class AttentionGANGenerator(nn.Module):
 
     @torch.no_grad()
     def fade_prior(self, step: int) -> None:
-        """Before training step ``step`` (0-based): the warm start's offset times max(0, 1 − step / N)."""
+        """Before training step ``step`` (0-based): the warm start's offset times f + (1 − f)·max(0, 1 − step / N),
+        f the share kept at the end (0, or that of ``background_prior_final``)."""
         if self.background_prior_steps:
-            self.prior_scale.fill_(max(0.0, 1.0 - step / self.background_prior_steps))
+            left = max(0.0, 1.0 - step / self.background_prior_steps)
+            self.prior_scale.fill_(self._final_scale + (1.0 - self._final_scale) * left)
 
     def extra_repr(self) -> str:
         fade = f", fading over {self.background_prior_steps} steps" if self.background_prior_steps else ""
+        fade += f" to {self.background_prior_final}" if self.background_prior_final else ""
         return f"n_masks={self.n_masks}, geo={self.geo}, background_prior={self.background_prior}{fade}"
 
 
@@ -284,7 +297,8 @@ def make_generator(args, scheme: int = 2, geo: bool = False) -> nn.Module:
         return AttentionGANS1Generator(ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm)
     return AttentionGANGenerator(ngf=args.ngf, n_blocks=args.n_blocks, n_masks=args.n_masks, norm=args.norm,
                                  geo=geo, background_prior=args.background_prior,
-                                 background_prior_steps=args.background_prior_steps)
+                                 background_prior_steps=args.background_prior_steps,
+                                 background_prior_final=args.background_prior_final)
 
 
 def make_discriminator(args, scheme: int = 2, in_ch: int = 3) -> nn.Module:

@@ -13,7 +13,10 @@ measured on first use and kept on the module:
   mode's only error is that of its statistics, which shows no seams.
 
 Auto picks the whole image when its estimate fits, else the fast mode with the largest tiles that fit.
-Full-size buffers (the decoded input, the uint8 output image and masks) are counted against the budget.
+Full-size buffers (the decoded input, the uint8 output image and masks: :func:`kept_bytes`) are counted against the
+budget first. Tiles are never made smaller than twice the halo (below that the halos are most of the work: an 8000²
+image once went to 15625 tiles of 64 px); when even those do not fit beside the full-size buffers the plan says by
+how much it goes over (``Plan.over``, in the progress line) rather than crawl.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import torch
 
 from .sites import GlobalStatistics
 
-__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "parse_bytes", "bytes_per_pixel", "receptive_halo", "resident_bytes"]
+__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel", "receptive_halo",
+           "resident_bytes"]
 
 MODES = ("auto", "whole", "fast", "exact")
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3  # what a laptop spares a command without swapping
@@ -41,6 +45,8 @@ class Plan:
     tiles: int = 1
     preview: int = 0  # fast: pixels of the shrunk copy its statistics come from
     budget: int = 0
+    kept: int = 0  # bytes of the full-size buffers (input, outputs, masks) held while the tiles run
+    over: int = 0  # bytes by which even the smallest sensible tiles overshoot the budget (0: within it)
 
     def describe(self, width: int, height: int) -> str:
         if self.mode == "whole":
@@ -48,8 +54,12 @@ class Plan:
         if self.mode == "resized":
             return (f"{width}x{height}: resized to {self.core}x{self.core} (this generator's fixed size) and back "
                     f"with PIL on uint8 pixels, budget {self.budget / 1024 ** 3:.1f} GB")
-        return (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
+        line = (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
                 f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
+        if self.over:
+            line += (f"; over the budget by about {self.over / 1024 ** 3:.2f} GB: the full-size input and outputs "
+                     f"alone take {self.kept / 1024 ** 3:.2f} GB (fewer attention maps or a larger --max-memory)")
+        return line
 
 
 def parse_bytes(text: str) -> int:
@@ -127,24 +137,42 @@ def receptive_halo(generator, extra=(), stride: int = 4, device="cpu") -> int:
     return generator._unpaired_halo
 
 
+def kept_bytes(*, masks: int = 0, uint8: bool = True, batch: int = 1, padded: bool = False) -> int:
+    """Bytes per image pixel of the full-size buffers held while the tiles run: the input, its copy padded to
+    the stride, the output image and ``masks`` attention maps (uint8 path: + the foreground and the output's PIL
+    copy; float path: ``batch`` images of float32)."""
+    if uint8:  # H×W×3 input (+ padded copy), canvas image, K masks + foreground, the PIL RGB image (4 B/px)
+        return 3 + 3 * padded + 3 + (masks + 1 if masks else 0) + 4
+    return 4 * batch * (3 + 3 * padded + 3 + masks)  # N×3 input (+ padded copy), N×3 output, N×K masks
+
+
 def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int = DEFAULT_MAX_MEMORY,
-         masks: int = 0, extra=(), stride: int = 4, device="cpu") -> Plan:
-    """The plan for one height×width image; ``masks``: full-size uint8 attention maps kept (masks + foreground)."""
+         masks: int = 0, uint8: bool = True, batch: int = 1, padded: bool = False, extra=(), stride: int = 4,
+         device="cpu") -> Plan:
+    """The plan for ``batch`` height×width images: the one place that decides (Translator, evaluate and the demo
+    come here). ``masks``: attention maps kept at full size; ``uint8``: outputs kept as uint8 (Translator) or as
+    float32 tensors (``run_any_size``); ``padded``: the input is copied to pad it to the stride."""
     if mode not in MODES:
         raise ValueError(f"--tiling {mode!r}: choose one of {', '.join(MODES)}")
     if mode == "whole":
         return Plan("whole", budget=budget)
     per_pixel = bytes_per_pixel(generator, extra, device)
-    pixels = height * width
+    pixels = height * width * batch
+    kept = kept_bytes(masks=masks, uint8=uint8, batch=batch, padded=padded) * height * width
     room = budget - resident_bytes()
-    whole = per_pixel * pixels + 30 * pixels  # + the float input, the output and their uint8 copies
+    whole = per_pixel * pixels + 4 * (3 + 3 + masks) * pixels  # the network + its float input and outputs
     if mode == "auto" and whole <= room:
         return Plan("whole", budget=budget)
     halo = receptive_halo(generator, extra, stride, device)
-    room = max(room - (9 + masks) * pixels, 0)  # uint8 input (+ its decoded copy), output, masks and foreground
-    side = int(math.sqrt(room / per_pixel)) if room else 0
-    core = max(MIN_CORE, stride * ((side - 2 * halo) // stride))
+    held = resident_bytes()  # again: finding the halo may have grown the process
+    room = max(budget - held - kept, 0)
+    side = int(math.sqrt(room / (per_pixel * batch))) if room else 0
+    smallest = max(MIN_CORE, stride * math.ceil(2 * halo / stride))  # smaller tiles: each does over 4x its core's work
+    core = max(smallest, stride * ((side - 2 * halo) // stride))
     core = min(core, stride * math.ceil(max(height, width) / stride))
     tiles = math.ceil(height / core) * math.ceil(width / core)
-    preview = max(MIN_CORE ** 2, int(room / per_pixel))
-    return Plan("exact" if mode == "exact" else "fast", core, halo, tiles, min(preview, pixels), budget)
+    tile_bytes = per_pixel * batch * min(core + 2 * halo, height) * min(core + 2 * halo, width)
+    preview = max(MIN_CORE ** 2, int(room / (per_pixel * batch)))
+    over = max(0, int(held + kept + tile_bytes - budget))
+    return Plan("exact" if mode == "exact" else "fast", core, halo, tiles, min(preview, height * width), budget,
+                kept=int(kept), over=over)
