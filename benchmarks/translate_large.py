@@ -32,7 +32,7 @@ def peak_rss_mb() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
 
 
-def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path) -> dict:
+def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, attention: bool = False) -> dict:
     """One measurement, in this process (called in a fresh subprocess by ``main``)."""
     import torch
     from PIL import Image
@@ -54,12 +54,12 @@ def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path) -> 
     lines = []
     translator = Translator({"AtoB": generator}, {"AtoB": card}, max_memory=parse_bytes(max_memory),
                             tiling_mode=mode, progress=lines.append)
-    image = Image.open(PHOTO).convert("RGB").resize((side, side), Image.BICUBIC)
-    start = time.perf_counter()
-    result = translator.translate(image, attention=False)
+    pixels = np.asarray(Image.open(PHOTO).convert("RGB").resize((side, side), Image.BICUBIC))  # as `translate`
+    start = time.perf_counter()                                                          # holds it: no PIL copy
+    result = translator.translate(pixels, attention=attention)
     seconds = time.perf_counter() - start
     np.save(work / f"{family}-{side}-{mode}.npy", np.asarray(result.image))
-    return {"family": family, "side": side, "mode": mode, "seconds": round(seconds, 1),
+    return {"family": family, "side": side, "mode": mode, "attention": attention, "seconds": round(seconds, 1),
             "s_per_mp": round(seconds / (side * side / 1e6), 2), "peak_rss_mb": peak_rss_mb(), "plan": lines[0] if lines else "whole image"}
 
 
@@ -69,17 +69,19 @@ def main() -> None:
     parser.add_argument("--max-memory", default="2G")
     parser.add_argument("--work", default="/tmp/translate_large")
     parser.add_argument("--jsonl", help="append each cell's row here")
+    parser.add_argument("--attention", action="store_true", help="keep the attention maps (full-size uint8)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # family:side:mode, run in this process
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.one:
         family, side, mode = args.one.split(":")
-        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work)))
+        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work, args.attention)))
         return
     for cell in args.cells:
         proc = subprocess.run([sys.executable, __file__, "--cells", cell, "--one", cell, "--max-memory",
-                               args.max_memory, "--work", str(work)], capture_output=True, text=True)
+                               args.max_memory, "--work", str(work), *(["--attention"] * args.attention)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             row = {"cell": cell, "error": (proc.stderr.strip().splitlines() or ["killed"])[-1],
                    "returncode": proc.returncode}
