@@ -137,3 +137,31 @@ def test_fading_warm_start_decays_to_the_official_generator(synth_data, tmp_path
     assert float(restored.prior_scale) == 0.0
     with pytest.raises(ValueError, match="background_prior_steps"):
         AttentionGANArgs(background_prior=0.9, background_prior_steps=-1).validate()
+
+
+def test_fading_warm_start_can_end_at_a_kept_offset(synth_data, tmp_path):
+    """``model.background_prior_final=F``: the fade ends at the offset that gives the background mask F where the
+    other logits tie (not at 0), reached after N steps and kept; F must lie between 1/n and the prior."""
+    data = tmp_path / "data"
+    data.symlink_to(synth_data)
+    cfg = resolve(read_preset("quick"), [f"data.root={data}", *TINY, "train.steps=3", "model.background_prior=0.9",
+                                         "model.background_prior_steps=2", "model.background_prior_final=0.5"])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    G = trainer.method.generators["AtoB"]
+    start, end = (background_logit_offset(p, 4) for p in (0.9, 0.5))
+    offsets = []
+    for batch, _ in zip(trainer.make_loader(), range(3)):
+        trainer.train_step(trainer.to_device(batch))
+        offsets.append(float(G._logit_offset[-1] * G.prior_scale))
+    assert offsets == pytest.approx([start, (start + end) / 2, end], rel=1e-6)  # before steps 0, 1, 2: then kept
+    G.fade_prior(1000)
+    assert float(G._logit_offset[-1] * G.prior_scale) == pytest.approx(end, rel=1e-6)
+    with torch.no_grad():  # where the other logits tie (a zeroed head), the background is F
+        G.attention_decoder.head.weight.zero_()
+        G.attention_decoder.head.bias.zero_()
+        assert torch.allclose(G(torch.rand(1, 3, 32, 32)).attention[:, -1], torch.tensor(0.5))
+    for bad in (dict(background_prior_final=0.5),  # no fade to end
+                dict(background_prior_final=0.95, background_prior_steps=10),  # above the prior
+                dict(background_prior_final=0.05, background_prior_steps=10)):  # below 1/n: a background penalty
+        with pytest.raises(ValueError, match="background_prior_final"):
+            AttentionGANArgs(background_prior=0.9, **bad).validate()
