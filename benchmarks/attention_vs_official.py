@@ -11,8 +11,8 @@ its command line), its unaligned dataset and DataLoader, ``AttentionGANModel.opt
 epoch-end ``update_learning_rate``, for exactly ``--steps`` iterations (``train.py``'s loop, stopped by count;
 ``--niter`` large and ``--niter_decay 0``: constant learning rate). Seeds: Python's, NumPy's and torch's global
 generators are seeded before the networks are built (the official code seeds nothing itself).
-Ours: the ``horse2zebra-attentiongan`` preset with the same sizes, batch, steps and seed (``--ours-set`` adds
-switches). Both at ``--size`` px with load size = crop size (no crop), flips on, one thread per run,
+Ours: the ``horse2zebra-attentiongan`` preset (``--ours-preset`` names another, e.g. ``attentiongan-s1`` for
+Scheme I with its own v1 losses) with the same sizes, batch, steps and seed (``--ours-set`` adds switches). Both at ``--size`` px with load size = crop size (no crop), flips on, one thread per run,
 ``--jobs`` runs side by side.
 
 Every run's generators are scored the same way: the official ones imported through ``unpaired import --format
@@ -94,12 +94,15 @@ def _official_compat() -> None:
     T.Resize.__init__ = resize_init
 
 
+DEFAULT_PRESET = "horse2zebra-attentiongan"  # Scheme II with the official v2 settings
+
+
 def train_ours(data: Path, out: Path, seed: int, steps: int, ngf: int, ndf: int, batch: int, size: int,
-               extra) -> None:
+               extra, preset: str = "horse2zebra-attentiongan") -> None:
     from unpaired.config import read_preset, resolve
     from unpaired.training.trainer import Trainer
 
-    cfg = resolve(read_preset("horse2zebra-attentiongan"),
+    cfg = resolve(read_preset(preset),
                   [f"data.root={data}", f"model.ngf={ngf}", f"model.ndf={ndf}", f"data.load_size={size}",
                    f"data.crop_size={size}",
                    f"train.batch_size={batch}", f"train.steps={steps}", f"train.seed={seed}", "train.device=cpu",
@@ -157,7 +160,8 @@ def worker(args) -> int:
         import_checkpoint("attentiongan", files, out / "imported")
         run = trained_at(out / "imported", args.size)
     else:
-        train_ours(args.data, out, args.seed, args.steps, args.ngf, args.ndf, args.batch, args.size, args.ours_set)
+        train_ours(args.data, out, args.seed, args.steps, args.ngf, args.ndf, args.batch, args.size, args.ours_set,
+                   args.ours_preset)
         run = out / "run"
     seconds = time.time() - started
     with open(args.results, "a") as f:
@@ -165,7 +169,8 @@ def worker(args) -> int:
             f.write(json.dumps({"label": args.label, "impl": args.worker, "seed": args.seed, "steps": args.steps,
                                 "size": args.size,
                                 "train_seconds": round(seconds, 1), "run": str(run), "data": str(args.data),
-                                "settings": args.ours_set if args.worker == "ours" else [],
+                                "settings": ([f"preset={args.ours_preset}"] * (args.ours_preset != DEFAULT_PRESET)
+                                             + args.ours_set) if args.worker == "ours" else [],
                                 **{k: row[k] for k in ("direction", *SCORES) if k in row}}) + "\n")
     return 0
 
@@ -243,6 +248,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
     parser.add_argument("--label", default=None, help="name of our configuration in the table (default: ours)")
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="switches for ours")
+    parser.add_argument("--ours-preset", default=DEFAULT_PRESET, help="the preset ours starts from")
     parser.add_argument("--report", action="store_true", help="only print the table of WORK/results.jsonl")
     parser.add_argument("--rescore", action="store_true", help="score every run of WORK/results.jsonl again")
     parser.add_argument("--markdown", action="store_true", help="print the table of WORK/results.jsonl as Markdown")
@@ -279,7 +285,7 @@ def main() -> int:
                    "--batch", str(args.batch), "--size", str(args.size), "--label", label]
             if args.official:
                 cmd += ["--official", str(args.official)]
-            cmd += [f"--ours-set={s}" for s in args.ours_set]
+            cmd += [f"--ours-set={s}" for s in args.ours_set] + ["--ours-preset", args.ours_preset]
             jobs.append((folder, cmd))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     running, failed = [], 0
