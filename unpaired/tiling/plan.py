@@ -13,8 +13,8 @@ measured on first use and kept on the module:
   mode's only error is that of its statistics, which shows no seams.
 
 Auto picks the whole image when its estimate fits, else the fast mode with the largest tiles that fit.
-Full-size buffers (the decoded input, the uint8 output image and masks: :func:`kept_bytes`) are counted against the
-budget first. Tiles are never made smaller than twice the halo (below that the halos are most of the work: an 8000²
+What the process holds (the decoded input among it) and the full-size buffers still to come (the uint8 output
+image and masks: :func:`kept_bytes`) are counted against the budget first. Tiles are never made smaller than twice the halo (below that the halos are most of the work: an 8000²
 image once went to 15625 tiles of 64 px); when even those do not fit beside the full-size buffers the plan says by
 how much it goes over (``Plan.over``, in the progress line) rather than crawl.
 """
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..host_memory import release_freed_memory
 from .sites import GlobalStatistics
 
 __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel", "receptive_halo",
@@ -138,12 +139,13 @@ def receptive_halo(generator, extra=(), stride: int = 4, device="cpu") -> int:
 
 
 def kept_bytes(*, masks: int = 0, uint8: bool = True, batch: int = 1, padded: bool = False) -> int:
-    """Bytes per image pixel of the full-size buffers held while the tiles run: the input, its copy padded to
-    the stride, the output image and ``masks`` attention maps (uint8 path: + the foreground and the output's PIL
-    copy; float path: ``batch`` images of float32)."""
-    if uint8:  # H×W×3 input (+ padded copy), canvas image, K masks + foreground, the PIL RGB image (4 B/px)
-        return 3 + 3 * padded + 3 + (masks + 1 if masks else 0) + 4
-    return 4 * batch * (3 + 3 * padded + 3 + masks)  # N×3 input (+ padded copy), N×3 output, N×K masks
+    """Bytes per image pixel of the full-size buffers made while the tiles run: the input's copy padded to the
+    stride, the output image and ``masks`` attention maps (uint8 path: + the foreground and the output's PIL
+    copy; float path: ``batch`` images of float32). The input itself is already in memory when the plan is
+    made, so it is in the process's resident memory, not here."""
+    if uint8:  # padded copy of the H×W×3 input, canvas image, K masks + foreground, the PIL RGB image (4 B/px)
+        return 3 * padded + 3 + (masks + 1 if masks else 0) + 4
+    return 4 * batch * (3 * padded + 3 + masks)  # N×3 padded input, N×3 output, N×K masks
 
 
 def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int = DEFAULT_MAX_MEMORY,
@@ -164,6 +166,7 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
     if mode == "auto" and whole <= room:
         return Plan("whole", budget=budget)
     halo = receptive_halo(generator, extra, stride, device)
+    release_freed_memory()  # memory freed earlier (e.g. the decoded file) but kept by glibc is not held
     held = resident_bytes()  # again: finding the halo may have grown the process
     room = max(budget - held - kept, 0)
     side = int(math.sqrt(room / (per_pixel * batch))) if room else 0
