@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..host_memory import release_freed_memory
 from ..models.base import normalise_heatmap
 
 from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, parse_bytes, plan
@@ -46,6 +47,7 @@ def translate_pixels(generator, pixels: np.ndarray, chosen: Plan, extra=(), *, a
     fg = canvas.foreground
     if fg is None and canvas.heatmap is not None:
         fg = heatmap_u8(canvas.heatmap, w, h)
+    release_freed_memory()  # the tiles' memory, before the full-size PIL copy of the output is made
     return Image.fromarray(np.ascontiguousarray(canvas.image)), canvas.masks, fg
 
 

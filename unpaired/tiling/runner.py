@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..host_memory import release_freed_memory
 from ..nn.outputs import GeneratorOutput
 from .sites import GlobalStatistics, Region, StopForward
 
@@ -197,6 +198,7 @@ def run_fast(generator, source, tiles: Sequence[Tile], extra=(), canvas: Canvas 
         switch.collect(switch.sites)
         generator(source.preview(preview_pixels, 4), *extra)
         switch.finish()
+        release_freed_memory()  # the shrunk copy's pass (and its PIL copy of the image) is over: hand it back
         switch.region = None
         for _ in _run(generator, source, tiles, extra, switch, canvas):
             pass
