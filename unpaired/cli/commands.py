@@ -154,7 +154,6 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
         try:
             results = translator.translate_batch([im for _, im in chunk], direction, target=target,
                                                  attention=attention, names=[str(p) for p, _ in chunk])
-            yield from ((p, r) for (p, _), r in zip(chunk, results))
         except (RuntimeError, ValueError, MemoryError):  # one image too small or too large: find it, keep the others
             for path, image in chunk:
                 try:
@@ -162,6 +161,11 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
                                                            names=[str(path)])[0]
                 except (RuntimeError, ValueError, MemoryError) as e:
                     fail(path, _why_not(e, image))
+        else:
+            named = [p for p, _ in chunk]
+            del chunk  # the inputs are not needed while the outputs are written (8000²: 192 MB)
+            yield from zip(named, results)
+            continue
         del chunk
 
 
