@@ -15,7 +15,7 @@ from unpaired.models import get_model
 from unpaired.models.base import InputSize
 from unpaired.runfolder import ModelCard, save_generator
 from unpaired.tiling import plan
-from unpaired.tiling.plan import receptive_halo
+from unpaired.tiling.plan import MIN_CORE, receptive_halo
 from unpaired.tiling.runner import ArraySource, Canvas, grid, run_exact, run_fast
 
 FACE = REPO.parent / "shared" / "data" / "faces-neutral2smile" / "testA" / "al_gore_0001.jpg"
@@ -88,7 +88,7 @@ def test_plan_tiles_only_over_the_budget():
     g = generator("cyclegan", ngf=4, n_blocks=1)
     assert plan(g, 64, 64, budget=64 * 1024 ** 3).mode == "whole"
     tight = plan(g, 4000, 4000, budget=1)  # nothing fits: the smallest sensible tiles, and the plan says so
-    assert tight.mode == "fast" and tight.halo % 4 == 0 and tight.core == max(64, 2 * tight.halo)
+    assert tight.mode == "fast" and tight.halo % 4 == 0 and tight.core == max(MIN_CORE, 2 * tight.halo)
     assert tight.over > 0 and "over the budget by about" in tight.describe(4000, 4000)
     assert "tiling 4000x4000 into" in tight.describe(4000, 4000)
 
@@ -106,7 +106,7 @@ def test_plan_counts_the_full_size_outputs():
     assert masked.kept - plain.kept == kept_bytes(masks=10) * 4000 ** 2 - kept_bytes() * 4000 ** 2 > 0
     assert masked.core < plain.core and masked.tiles > plain.tiles and not plain.over
     full = plan(g, 8000, 8000, budget=budget, masks=10)  # the 8000² buffers alone are over the budget
-    assert full.over > 0 and full.core == max(64, 2 * full.halo)
+    assert full.over > 0 and full.core == max(MIN_CORE, 2 * full.halo)
     floats = plan(g, 1000, 1000, budget=base + 200 * 1024 ** 2, uint8=False, batch=4, masks=10)  # run_any_size's
     assert floats.kept == kept_bytes(uint8=False, batch=4, masks=10) * 1000 ** 2 == 4 * 4 * 13 * 1000 ** 2
 
