@@ -52,7 +52,7 @@ class Plan:
     tiles: int = 1
     preview: int = 0  # fast: pixels of the shrunk copy its statistics come from
     budget: int = 0
-    kept: int = 0  # bytes of the full-size buffers (input, outputs, masks) held while the tiles run
+    kept: int = 0  # bytes of the full-size buffers made while the tiles run (outputs, masks, a padded input copy)
     over: int = 0  # bytes by which even the smallest sensible tiles overshoot the budget (0: within it)
 
     def describe(self, width: int, height: int) -> str:
@@ -64,8 +64,8 @@ class Plan:
         line = (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
                 f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
         if self.over:
-            line += (f"; over the budget by about {self.over / 1024 ** 3:.2f} GB: the full-size input and outputs "
-                     f"alone take {self.kept / 1024 ** 3:.2f} GB (fewer attention maps or a larger --max-memory)")
+            line += (f"; over the budget by about {self.over / 1024 ** 3:.2f} GB: the full-size outputs alone take "
+                     f"{self.kept / 1024 ** 3:.2f} GB besides the image (fewer attention maps or a larger --max-memory)")
         return line
 
 
