@@ -4,7 +4,8 @@ Each cell (family, side, mode) runs in a fresh subprocess: ``Translator.translat
 face photo of /work/shared/data upscaled bicubically: real-looking content), paper-size generator (ngf 64),
 random weights (the training initialisation, N(0, 0.02), seed 0), budget ``--max-memory``. Reported: seconds
 (the whole call: planning, the probe, statistics and tiles), s/megapixel, the subprocess's peak RSS
-(its VmHWM: ``ru_maxrss`` would also count the memory of the process that started it, folded in at ``exec``), and, where the whole-image cell of the same family and side ran, the max and mean absolute
+(its VmHWM: ``ru_maxrss`` would also count the memory of the process that started it, folded in at ``exec``),
+and, where the whole-image cell of the same family and side ran, the max and mean absolute
 difference of the uint8 output images (0-255). The output of each cell is kept as .npy in ``--work``.
 
     python benchmarks/translate_large.py --cells attentiongan:1000:whole attentiongan:1000:auto
@@ -60,7 +61,8 @@ def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, att
     seconds = time.perf_counter() - start
     np.save(work / f"{family}-{side}-{mode}.npy", np.asarray(result.image))
     return {"family": family, "side": side, "mode": mode, "attention": attention, "seconds": round(seconds, 1),
-            "s_per_mp": round(seconds / (side * side / 1e6), 2), "peak_rss_mb": peak_rss_mb(), "plan": lines[0] if lines else "whole image"}
+            "s_per_mp": round(seconds / (side * side / 1e6), 2), "peak_rss_mb": peak_rss_mb(),
+            "plan": lines[0] if lines else "whole image"}
 
 
 def main() -> None:

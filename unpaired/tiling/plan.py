@@ -149,8 +149,10 @@ def kept_bytes(*, masks: int = 0, uint8: bool = True, batch: int = 1, padded: bo
     stride, the output image and ``masks`` attention maps (uint8 path: + the foreground and the output's PIL
     copy; float path: ``batch`` images of float32). The input itself is already in memory when the plan is
     made, so it is in the process's resident memory, not here."""
-    if uint8:  # padded copy of the H×W×3 input, canvas image, K masks + foreground (+ the grey PIL copy of one
-        return 3 * padded + 3 + (masks + 2 if masks else 0) + 4  # while it is written), the PIL RGB image (4 B/px)
+    if uint8:
+        # padded copy of the H×W×3 input, canvas image, K masks + the foreground + the grey PIL copy of the one
+        # being written, and the output's PIL RGB image (4 B/px)
+        return 3 * padded + 3 + (masks + 2 if masks else 0) + 4
     return 4 * batch * (3 * padded + 3 + masks)  # N×3 padded input, N×3 output, N×K masks
 
 
