@@ -33,17 +33,24 @@ def peak_rss_mb() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
 
 
-def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, attention: bool = False) -> dict:
-    """One measurement, in this process (called in a fresh subprocess by ``main``)."""
+def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, attention: bool = False,
+             lean: bool = True) -> dict:
+    """One measurement, in this process (called in a fresh subprocess by ``main``). ``lean=False``: the
+    reference without ``lean_inference`` (plain layers, contiguous weights)."""
+    import contextlib
+
     import torch
     from PIL import Image
 
+    import unpaired.inference
     from unpaired.inference import Translator
     from unpaired.models import get_model
     from unpaired.models.base import InputSize
     from unpaired.nn.init import init_weights
     from unpaired.tiling import parse_bytes
 
+    if not lean:
+        unpaired.inference.lean_inference = contextlib.nullcontext
     spec = get_model(family)
     fields = set(spec.args.__dataclass_fields__)
     args = spec.args(**({"img_size": 256} if "img_size" in fields else {}))
@@ -60,7 +67,7 @@ def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, att
     result = translator.translate(pixels, attention=attention)
     seconds = time.perf_counter() - start
     np.save(work / f"{family}-{side}-{mode}.npy", np.asarray(result.image))
-    return {"family": family, "side": side, "mode": mode, "attention": attention, "seconds": round(seconds, 1),
+    return {"family": family, "side": side, "mode": mode, "attention": attention, "lean": lean, "seconds": round(seconds, 1),
             "s_per_mp": round(seconds / (side * side / 1e6), 2), "peak_rss_mb": peak_rss_mb(),
             "plan": lines[0] if lines else "whole image"}
 
@@ -72,17 +79,19 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/translate_large")
     parser.add_argument("--jsonl", help="append each cell's row here")
     parser.add_argument("--attention", action="store_true", help="keep the attention maps (full-size uint8)")
+    parser.add_argument("--no-lean", action="store_true", help="without lean_inference (the reference)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # family:side:mode, run in this process
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.one:
         family, side, mode = args.one.split(":")
-        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work, args.attention)))
+        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work, args.attention, not args.no_lean)))
         return
     for cell in args.cells:
         proc = subprocess.run([sys.executable, __file__, "--cells", cell, "--one", cell, "--max-memory",
-                               args.max_memory, "--work", str(work), *(["--attention"] * args.attention)],
+                               args.max_memory, "--work", str(work), *(["--attention"] * args.attention),
+                               *(["--no-lean"] * args.no_lean)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             row = {"cell": cell, "error": (proc.stderr.strip().splitlines() or ["killed"])[-1],

@@ -31,6 +31,7 @@ from PIL import Image
 from . import host_memory, tiling
 from .data import target_label  # noqa: F401  (re-exported: the label of named target domains)
 from .models.base import DIRECTIONS, MULTI, GeneratorOutput, InputSize, normalise_heatmap
+from .nn.lean import lean_inference
 from .runfolder import (ModelCard, generators_checkpoint, generators_from_training_state, latest_checkpoint,
                         load_generator)
 from .visualize import unit_range
@@ -203,27 +204,28 @@ class Translator:
         results: List[Optional[Translation]] = [None] * len(inputs)
         groups: Dict[Tuple[int, int], List[int]] = {}
         extra = () if label is None else (label.to(self.device),)
-        for i, x in enumerate(inputs):
-            size = _size_of(x)
-            chosen = self._plan(generator, rule, size, extra, attention)
-            if chosen is None:
-                groups.setdefault(size, []).append(i)
-                continue
-            if self.progress:
-                self.progress(f"{sources[i] or 'image'}: {chosen.describe(size[1], size[0])}")
-            pixels = _pixels(x)
-            if rule.fixed:
-                image, masks, fg = tiling.translate_resized(generator, pixels, rule.fixed, extra)
-            else:
-                image, masks, fg = tiling.translate_pixels(generator, pixels, chosen, extra, attention=attention,
-                                                           device=self.device, progress=self.progress)
-            results[i] = Translation(image=image, masks=masks, attention=fg, source=sources[i], tiled=True)
-        for size, idx in groups.items():
-            batch = torch.stack([_tensor(inputs[i]) for i in idx]).to(self.device)
-            labels = None if label is None else label.to(self.device).expand(len(idx), -1)
-            out = run_any_size(generator, batch, labels, size=rule)
-            for j, i in enumerate(idx):
-                results[i] = _to_translation(out, j, size, sources[i])
+        with lean_inference(generator):  # norms and ReLUs in place, channels-last convs (nn/lean.py)
+            for i, x in enumerate(inputs):
+                size = _size_of(x)
+                chosen = self._plan(generator, rule, size, extra, attention)
+                if chosen is None:
+                    groups.setdefault(size, []).append(i)
+                    continue
+                if self.progress:
+                    self.progress(f"{sources[i] or 'image'}: {chosen.describe(size[1], size[0])}")
+                pixels = _pixels(x)
+                if rule.fixed:
+                    image, masks, fg = tiling.translate_resized(generator, pixels, rule.fixed, extra)
+                else:
+                    image, masks, fg = tiling.translate_pixels(generator, pixels, chosen, extra, attention=attention,
+                                                               device=self.device, progress=self.progress)
+                results[i] = Translation(image=image, masks=masks, attention=fg, source=sources[i], tiled=True)
+            for size, idx in groups.items():
+                batch = torch.stack([_tensor(inputs[i]) for i in idx]).to(self.device)
+                labels = None if label is None else label.to(self.device).expand(len(idx), -1)
+                out = run_any_size(generator, batch, labels, size=rule)
+                for j, i in enumerate(idx):
+                    results[i] = _to_translation(out, j, size, sources[i])
         return results
 
     def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra, attention: bool) -> Optional[tiling.Plan]:
@@ -278,10 +280,11 @@ def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optiona
         chosen = tiling.plan(generator, batch.shape[-2], batch.shape[-1], budget=max_memory, uint8=False,
                              batch=batch.shape[0], masks=getattr(generator, "n_masks", 0), padded=bool(ph or pw),
                              extra=tuple(e[:1] for e in extra), stride=max(4, m), device=batch.device)
-    if chosen is not None and chosen.mode != "whole":
-        out = tiling.run_tiled(generator, batch, chosen, extra)
-    else:
-        out = generator(batch, *extra)
+    with lean_inference(generator):
+        if chosen is not None and chosen.mode != "whole":
+            out = tiling.run_tiled(generator, batch, chosen, extra)
+        else:
+            out = generator(batch, *extra)
     if ph or pw:
         out = _map_spatial(out, lambda x: x[..., :h, :w])
     return out

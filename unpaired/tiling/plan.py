@@ -4,9 +4,12 @@ The budget (``--max-memory``, default 2 GiB) is for the whole process: what it h
 the model: about 0.6 GB for an ngf-64 model, /proc/self/statm) is taken off first. Two numbers per generator,
 measured on first use and kept on the module:
 
-* ``bytes_per_pixel``: 8 × the largest output of any layer, in bytes per input pixel (one pass on 64×64).
-  Measured peak RSS growth of whole-image inference at 512×512, ngf 64 (docs/benchmarks.md): AttentionGAN
-  1.5 KB/px, CycleGAN 1.3 KB/px, U-GAT-IT light 2.2 KB/px; the rule gives 2.0-2.1 KB/px for them;
+* ``bytes_per_pixel``: the peak of live tensor bytes per input pixel in one pass on 128×128 inside
+  ``lean_inference`` (the in-place layers every inference here runs with), counted by ``LiveTensorBytes``, times
+  ``MARGIN`` for what that count cannot see (kernel scratch, the heap's free blocks). Counted / measured peak RSS
+  growth of whole-image inference, ngf 64 (docs/benchmarks.md): AttentionGAN 0.74 / 0.79-0.90 KB/px, CycleGAN
+  0.60 / 0.65-0.85 KB/px, U-GAT-IT light 1.57 / 1.76 KB/px (the rule before it, 8 × the largest layer output,
+  said 2.0-2.1 KB/px for all three);
 * ``halo``: the receptive-field radius, found by perturbing the centre of a random input with every global
   statistic frozen and seeing how far the outputs change, plus 8 px, rounded up to the stride. A halo this
   large makes tiling with frozen statistics exact (no core depends on anything outside its tile): the fast
@@ -24,11 +27,15 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from ..host_memory import release_freed_memory
+from ..nn.lean import lean_inference
 from .sites import GlobalStatistics
 
 __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel", "receptive_halo",
@@ -37,6 +44,10 @@ __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_b
 MODES = ("auto", "whole", "fast", "exact")
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3  # what a laptop spares a command without swapping
 MIN_CORE = 256
+PROBE = 128  # side of the pass that measures a generator's bytes per pixel
+#: measured peak RSS growth over the live tensor bytes counted, whole-image inference in lean_inference, ngf 64
+#: (docs/benchmarks.md): AttentionGAN 1.08-1.23, CycleGAN 1.09-1.41, U-GAT-IT light 1.12
+MARGIN = 1.4
 #: the share of the room left after the full-size buffers that one pass (a tile, or the fast mode's pass over the
 #: shrunk copy) may plan to take: the per-pixel rule is a rule, and glibc's heap does not give back every freed
 #: block. tests/test_tiling.py's 2000² run under --max-memory 1200M, peak over repeated runs at 1 and 2 threads:
@@ -91,25 +102,44 @@ def resident_bytes() -> int:
         return 0
 
 
+class LiveTensorBytes(TorchDispatchMode):
+    """``with LiveTensorBytes() as live:`` the peak sum of the CPU tensor storages alive at once (``live.peak``),
+    counting each storage once from the op that made it until it is freed. Buffers inside a kernel (oneDNN's
+    scratch) and the allocator's free lists are not seen: ``MARGIN`` covers them."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self.seen = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self.seen:
+                    self.seen.add(key)
+                    self.live += storage.nbytes()
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._freed, key, storage.nbytes())
+        return out
+
+    def _freed(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self.seen.discard(key)
+
+
 @torch.no_grad()
 def bytes_per_pixel(generator, extra=(), device="cpu") -> float:
-    """8 × the largest layer output per input pixel (module docstring), from one pass on 64×64; cached."""
+    """``MARGIN`` × the peak bytes of live tensors per input pixel in one pass on 128×128 inside
+    ``lean_inference`` (module docstring); cached on the generator."""
     cached = getattr(generator, "_unpaired_bytes_per_pixel", None)
     if cached is not None:
         return cached
-    largest = [0]
-
-    def hook(module, args, out):
-        if torch.is_tensor(out) and out.dim() == 4:
-            largest[0] = max(largest[0], out[0].numel() * out.element_size())
-
-    hooks = [m.register_forward_hook(hook) for m in generator.modules() if not list(m.children())]
-    try:
-        generator(torch.zeros(1, 3, 64, 64, device=device), *extra)
-    finally:
-        for h in hooks:
-            h.remove()
-    generator._unpaired_bytes_per_pixel = 8 * largest[0] / 64 ** 2
+    with lean_inference(generator), LiveTensorBytes() as live:
+        generator(torch.zeros(1, 3, PROBE, PROBE, device=device), *extra)
+    generator._unpaired_bytes_per_pixel = MARGIN * live.peak / PROBE ** 2
     return generator._unpaired_bytes_per_pixel
 
 

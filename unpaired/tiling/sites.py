@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.cam import CAMHead
+from ..nn.lean import instance_norm_
 from ..nn.norms import LIN, AdaLIN
 
 __all__ = ["GlobalStatistics", "StopForward", "Region"]
@@ -86,9 +87,11 @@ class Site:
         self.stats = None  # the whole image's statistics, as ``frozen`` takes them; None: compute its own
         self.totals: Optional[Totals] = None  # collecting into these when not None
         self.stop = False
+        self.previous = None
 
     def install(self) -> None:
         original = getattr(self.module, self.attr)
+        self.previous = self.module.__dict__.get(self.attr)  # an instance-level override (lean_inference's)
 
         def call(*args):
             if self.totals is not None:
@@ -101,7 +104,10 @@ class Site:
         setattr(self.module, self.attr, call)
 
     def remove(self) -> None:
-        self.module.__dict__.pop(self.attr, None)
+        if self.previous is None:
+            self.module.__dict__.pop(self.attr, None)
+        else:
+            setattr(self.module, self.attr, self.previous)
 
     def finish(self) -> None:
         """The totals collected become the statistics."""
@@ -125,6 +131,8 @@ class InstanceNormSite(Site):
     def frozen(self, x: Tensor) -> Tensor:
         mean, var = self.stats
         m = self.module
+        if self.previous is not None:  # the module runs in place (lean_inference): so do its frozen statistics
+            return instance_norm_(x, m.eps, m.weight, m.bias, mean, var)
         y = (x - _f32(mean, x)) * _f32(torch.rsqrt(var + m.eps), x)
         if m.affine:
             y = y * m.weight[:, None, None] + m.bias[:, None, None]
