@@ -6,10 +6,10 @@ measured on first use and kept on the module:
 
 * ``bytes_per_pixel``: the peak of live tensor bytes per input pixel in one pass on 128×128 inside
   ``lean_inference`` (the in-place layers every inference here runs with), counted by ``LiveTensorBytes``, times
-  ``MARGIN`` for what that count cannot see (kernel scratch, the heap's free blocks). Counted / measured peak RSS
-  growth of whole-image inference, ngf 64 (docs/benchmarks.md): AttentionGAN 0.74 / 0.79-0.90 KB/px, CycleGAN
-  0.60 / 0.65-0.85 KB/px, U-GAT-IT light 1.57 / 1.76 KB/px (the rule before it, 8 × the largest layer output,
-  said 2.0-2.1 KB/px for all three);
+  ``MARGIN`` for what that count cannot see (kernel scratch, the heap's free blocks). Counted at 128² / measured
+  peak RSS growth of whole-image inference at 1000², ngf 64 (docs/benchmarks.md): AttentionGAN 0.76 / 0.95 KB/px,
+  CycleGAN 0.62 / 0.98 KB/px, U-GAT-IT light 1.66 / 2.13 KB/px (the rule before it, 8 × the largest layer
+  output, said 2.0-2.1 KB/px for all three);
 * ``halo``: the receptive-field radius, found by perturbing the centre of a random input with every global
   statistic frozen and seeing how far the outputs change, plus 8 px, rounded up to the stride. A halo this
   large makes tiling with frozen statistics exact (no core depends on anything outside its tile): the fast
@@ -45,9 +45,11 @@ MODES = ("auto", "whole", "fast", "exact")
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3  # what a laptop spares a command without swapping
 MIN_CORE = 256
 PROBE = 128  # side of the pass that measures a generator's bytes per pixel
-#: measured peak RSS growth over the live tensor bytes counted, whole-image inference in lean_inference, ngf 64
-#: (docs/benchmarks.md): AttentionGAN 1.08-1.23, CycleGAN 1.09-1.41, U-GAT-IT light 1.12
-MARGIN = 1.4
+#: peak RSS growth of whole-image inference in lean_inference with glibc's freed memory kept (as Translator runs),
+#: ngf 64, over the live tensor bytes counted here (benchmarks/lean_inference.py, docs/benchmarks.md): 1000², one
+#: image, 4 passes: AttentionGAN 1.25, CycleGAN 1.58, U-GAT-IT light 1.28; 256², batch 8: 1.5 (the weights'
+#: channels-last copy taken off). The heap's free blocks that no later request fits make most of the difference.
+MARGIN = 1.6
 #: the share of the room left after the full-size buffers that one pass (a tile, or the fast mode's pass over the
 #: shrunk copy) may plan to take: the per-pixel rule is a rule, and glibc's heap does not give back every freed
 #: block. tests/test_tiling.py's 2000² run under --max-memory 1200M, peak over repeated runs at 1 and 2 threads:
