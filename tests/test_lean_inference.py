@@ -105,3 +105,29 @@ def test_exact_tiling_inside_lean_equals_plain_whole_image(family):
     assert (out.image - whole.image).abs().max() <= 1e-4
     if whole.attention is not None:
         assert (out.attention - whole.attention).abs().max() <= 1e-4
+
+
+def test_live_tensor_bytes_counts_the_peak_of_storages_alive_at_once():
+    from unpaired.tiling.plan import LiveTensorBytes
+
+    with LiveTensorBytes() as live:
+        a = torch.ones(1000)  # 4000 B
+        b = a * 2  # 8000 alive
+        del a
+        c = b[:500] + 1  # 4000 + 2000 alive; the view of b is no new storage
+        b.add_(1)  # in place: nothing new
+        del b, c
+        d = torch.ones(1500)  # 6000
+    assert live.peak == 8000 and live.live == 6000 and d.numel() == 1500
+
+
+@pytest.mark.parametrize("family, maps", [("cyclegan", 0), ("attentiongan", 4), ("attentiongan-s1", 1),
+                                          ("ugatit-light", 0), ("attentiongan-multi", 1)])
+def test_the_plan_counts_the_attention_maps_a_generator_returns(family, maps):
+    """Seen in the generator's output, not read from an attribute: the multi-domain model's default (Scheme I) has
+    one mask though its arguments carry n_masks = 10."""
+    from unpaired.tiling import attention_maps
+
+    name, kwargs, extra = FAMILIES[family]
+    g = generator(name, **kwargs)
+    assert attention_maps(g, extra) == maps

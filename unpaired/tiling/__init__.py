@@ -17,11 +17,11 @@ from PIL import Image
 from ..host_memory import release_freed_memory
 from ..models.base import normalise_heatmap
 
-from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, parse_bytes, plan
+from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, attention_maps, parse_bytes, plan
 from .runner import ArraySource, Canvas, TensorSource, grid, run_exact, run_fast
 
-__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "parse_bytes", "translate_pixels", "translate_resized", "heatmap_u8",
-           "run_tiled"]
+__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "attention_maps", "parse_bytes", "translate_pixels",
+           "translate_resized", "heatmap_u8", "run_tiled"]
 
 
 def _run(generator, source, height, width, chosen: Plan, extra, canvas, progress):

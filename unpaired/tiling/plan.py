@@ -38,8 +38,8 @@ from ..host_memory import release_freed_memory
 from ..nn.lean import lean_inference
 from .sites import GlobalStatistics
 
-__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel", "receptive_halo",
-           "resident_bytes"]
+__all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel",
+           "attention_maps", "receptive_halo", "resident_bytes"]
 
 MODES = ("auto", "whole", "fast", "exact")
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3  # what a laptop spares a command without swapping
@@ -78,7 +78,8 @@ class Plan:
                 f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
         if self.over:
             line += (f"; over the budget by about {self.over / 1024 ** 3:.2f} GB: the full-size outputs alone take "
-                     f"{self.kept / 1024 ** 3:.2f} GB besides the image (fewer attention maps or a larger --max-memory)")
+                     f"{self.kept / 1024 ** 3:.2f} GB besides the image "
+                     "(fewer attention maps or a larger --max-memory)")
         return line
 
 
@@ -140,9 +141,17 @@ def bytes_per_pixel(generator, extra=(), device="cpu") -> float:
     if cached is not None:
         return cached
     with lean_inference(generator), LiveTensorBytes() as live:
-        generator(torch.zeros(1, 3, PROBE, PROBE, device=device), *extra)
+        out = generator(torch.zeros(1, 3, PROBE, PROBE, device=device), *extra)
+    generator._unpaired_attention_maps = 0 if out.attention is None else out.attention.shape[1]
     generator._unpaired_bytes_per_pixel = MARGIN * live.peak / PROBE ** 2
     return generator._unpaired_bytes_per_pixel
+
+
+def attention_maps(generator, extra=(), device="cpu") -> int:
+    """How many full-size attention maps the generator returns (Scheme II: n, Scheme I: 1, CycleGAN and U-GAT-IT:
+    0; U-GAT-IT's heatmap is at 1/4 of the size): seen in the pass of :func:`bytes_per_pixel`."""
+    bytes_per_pixel(generator, extra, device)
+    return generator._unpaired_attention_maps
 
 
 @torch.no_grad()
