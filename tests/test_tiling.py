@@ -16,6 +16,7 @@ from unpaired.models.base import InputSize
 from unpaired.runfolder import ModelCard, save_generator
 from unpaired.tiling import plan
 from unpaired.tiling.plan import MIN_CORE, receptive_halo
+from unpaired.tiling.stream import DECODER_HALO, feature_bytes
 from unpaired.tiling.runner import ArraySource, Canvas, grid, run_exact, run_fast
 
 FACE = REPO.parent / "shared" / "data" / "faces-neutral2smile" / "testA" / "al_gore_0001.jpg"
@@ -66,6 +67,29 @@ def test_exact_tiling_equals_whole_image(family):
         assert (out.heatmap - whole.heatmap).abs().max() <= 1e-4
 
 
+@pytest.mark.parametrize("family", ["cyclegan", "attentiongan", "attentiongan-s1"])
+@torch.no_grad()
+def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
+    """The exact mode with the encoder streamed through files (stream.py): two residual blocks (a file written
+    and read per block), each stage over several tiles (stem 2 × 2, blocks 2 × 2, decoders 3 × 3), a batch of 2
+    (the float path); equal within 1e-4, the encoder's own forward back afterwards. A block halo short of the
+    blocks' reach breaks it (so the test can fail)."""
+    from unpaired.tiling import Plan, run_tiled, stream
+
+    name, kwargs, extra = FAMILIES[family]
+    g = generator(name, **dict(kwargs, n_blocks=2))
+    x = torch.from_numpy(np.stack([face(104, 88), face(104, 88)[::-1].copy()])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    whole = g(x)
+    chosen = Plan("exact", core=36, halo=stream.DECODER_HALO, streamed=True)
+    out = run_tiled(g, x, chosen)
+    assert (out.image - whole.image).abs().max() <= 1e-4
+    if whole.attention is not None:
+        assert (out.attention - whole.attention).abs().max() <= 1e-4
+    assert "forward" not in vars(g.encoder)
+    monkeypatch.setattr(stream, "BLOCK_HALO", 0)
+    assert (run_tiled(g, x, chosen).image - whole.image).abs().max() > 1e-3
+
+
 @torch.no_grad()
 def test_fast_mode_error_is_that_of_its_statistics():
     """With the receptive-field halo the tiles add no error (a full-size 'preview' gives the whole image's
@@ -87,10 +111,29 @@ def test_fast_mode_error_is_that_of_its_statistics():
 def test_plan_tiles_only_over_the_budget():
     g = generator("cyclegan", ngf=4, n_blocks=1)
     assert plan(g, 64, 64, budget=64 * 1024 ** 3).mode == "whole"
-    tight = plan(g, 4000, 4000, budget=1)  # nothing fits: the smallest sensible tiles, and the plan says so
+    tight = plan(g, 4000, 4000, budget=1, mode="fast")  # nothing fits: the smallest sensible tiles, said
     assert tight.mode == "fast" and tight.halo % 4 == 0 and tight.core == max(MIN_CORE, 2 * tight.halo)
     assert tight.over > 0 and "over the budget by about" in tight.describe(4000, 4000)
     assert "tiling 4000x4000 into" in tight.describe(4000, 4000)
+    auto = plan(g, 4000, 4000, budget=1)  # a streamable generator: exact by default, with the decoders' halo
+    assert auto.mode == "exact" and auto.streamed and auto.halo == DECODER_HALO
+    assert "exact mode, the encoder streamed through files" in auto.describe(4000, 4000)
+    u = generator("ugatit-light", ngf=4, n_blocks=1)
+    assert plan(u, 4000, 4000, budget=1).mode == "fast"  # not streamable: the fast mode
+
+
+def test_plan_without_disk_room_does_not_stream(monkeypatch):
+    """The two feature files of the streamed exact mode must fit in the temp directory, else auto takes the fast
+    mode (and --tiling exact the slower passes), and the plan line says why."""
+    import shutil
+
+    g = generator("attentiongan", ngf=4, n_blocks=1, n_masks=4)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10 ** 12, 10 ** 12, 2 * 1024 ** 3))
+    needed = 2 * feature_bytes(g, 20000, 20000)  # 2 × 1.6 GB
+    auto, exact = plan(g, 20000, 20000, budget=1), plan(g, 20000, 20000, budget=1, mode="exact")
+    assert needed > 1024 ** 3 and auto.mode == "fast" and exact.mode == "exact" and not exact.streamed
+    assert "no room to stream the exact mode" in auto.describe(20000, 20000)
+    assert plan(g, 2000, 2000, budget=1).streamed  # 2 × 16 MB: room
 
 
 def test_plan_counts_the_full_size_outputs():
@@ -140,8 +183,9 @@ def translate_measured(*args, cwd) -> tuple:
 
 def test_translate_tiles_a_large_image_within_its_budget_and_refuses_a_bomb(tiny_run, tmp_path):
     """2000×2000 with a tiny AttentionGAN: the command's own peak (torch, a small image) is ~0.75 GB, whole-image
-    inference of this image needs ~0.8 GB more; under --max-memory 1200M it is tiled and the peak stays under
-    the budget (+10 %: glibc keeps freed blocks), well below the whole-image run's. The same folder holds a
+    inference of this image needs ~0.8 GB more; under --max-memory 1200M it is tiled (exact, streamed), the peak
+    stays under the budget (+10 %: glibc keeps freed blocks), well below the whole-image run's, and the output
+    is the whole-image run's. The same folder holds a
     'bomb' over --max-pixels: one line names it, the other image is translated, exit status 1."""
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -151,7 +195,7 @@ def test_translate_tiles_a_large_image_within_its_budget_and_refuses_a_bomb(tiny
                                             "--max-memory", "1200M", "--max-pixels", 5_000_000, "--save-attention",
                                             cwd=tmp_path)
     assert rc == 1
-    assert "tiling 2000x2000 into" in out and "fast mode" in out
+    assert "tiling 2000x2000 into" in out and "exact mode, the encoder streamed through files" in out
     refusals = [line for line in err.splitlines() if "bomb.png" in line]
     assert len(refusals) == 1 and "over the limit of 5000000 pixels" in refusals[0] and "Traceback" not in err
     assert Image.open(tmp_path / "out" / "big.png").size == (2000, 2000)
@@ -161,6 +205,8 @@ def test_translate_tiles_a_large_image_within_its_budget_and_refuses_a_bomb(tiny
     rc, out, err, whole_peak = translate_measured("--checkpoint", tiny_run, "--input", inputs / "big.png",
                                                   "--output", tmp_path / "whole", "--tiling", "whole", cwd=tmp_path)
     assert rc == 0 and whole_peak > peak + 100, (whole_peak, peak)
+    tiled, whole = (np.asarray(Image.open(tmp_path / d / "big.png"), np.int16) for d in ("out", "whole"))
+    assert np.abs(tiled - whole).max() <= 1  # exact: at most one rounding step of the uint8 output
 
 
 def test_full_ugatit_is_resized_not_tiled():

@@ -94,6 +94,7 @@ class AttentionGANGenerator(nn.Module):
 
     size_multiple = 4  # two stride-2 convolutions
     fixed_size = None
+    streamable = True  # forward begins with self.encoder(x) of the image alone (tiling/stream.py)
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, n_masks: int = 10, norm: str = "instance",
                  geo: bool = False, background_prior: float = 0.0, background_prior_steps: int = 0,

@@ -90,6 +90,7 @@ class AttentionGANS1Generator(nn.Module):
 
     size_multiple = 4
     fixed_size = None
+    streamable = True  # forward begins with self.encoder(x) of the image alone (tiling/stream.py)
 
     def __init__(self, ngf: int = 64, n_blocks: int = 6, norm: str = "batch"):
         super().__init__()

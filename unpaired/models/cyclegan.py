@@ -34,6 +34,7 @@ class CycleGANArgs:
 class CycleGANGenerator(nn.Module):
     size_multiple = 4  # two stride-2 convolutions: H and W must divide by 4
     fixed_size = None
+    streamable = True  # forward begins with self.encoder(x) of the image alone (tiling/stream.py)
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: float = 0.0):

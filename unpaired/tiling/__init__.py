@@ -19,6 +19,7 @@ from ..models.base import normalise_heatmap
 
 from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, attention_maps, parse_bytes, plan
 from .runner import ArraySource, Canvas, TensorSource, grid, run_exact, run_fast
+from .stream import run_streamed
 
 __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "attention_maps", "parse_bytes", "translate_pixels",
            "translate_resized", "heatmap_u8", "run_tiled"]
@@ -27,6 +28,9 @@ __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "attention_maps", "par
 def _run(generator, source, height, width, chosen: Plan, extra, canvas, progress):
     tiles = grid(source.height, source.width, chosen.core, chosen.halo)
     if chosen.mode == "exact":
+        if chosen.streamed:
+            return run_streamed(generator, source, source.height, source.width, chosen.core, chosen.halo, extra,
+                                canvas, progress)
         return run_exact(generator, source, tiles, extra, canvas, progress)
     return run_fast(generator, source, tiles, extra, canvas, preview_pixels=chosen.preview)
 

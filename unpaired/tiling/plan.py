@@ -15,7 +15,9 @@ measured on first use and kept on the module:
   large makes tiling with frozen statistics exact (no core depends on anything outside its tile): the fast
   mode's only error is that of its statistics, which shows no seams.
 
-Auto picks the whole image when its estimate fits, else the fast mode with the largest tiles that fit.
+Auto picks the whole image when its estimate fits; else, for the generators whose encoder can be streamed through
+files (CycleGAN, AttentionGAN: stream.py), the exact mode that way (about three passes, small halos), and for the
+others (U-GAT-IT light, the multi-domain model) the fast mode, with the largest tiles that fit.
 What the process holds (the decoded input among it) and the full-size buffers still to come (the uint8 output
 image and masks: :func:`kept_bytes`) are counted against the budget first. Cores are never smaller than
 ``MIN_CORE`` (256 px) nor than twice the halo: below that the halos are most of the work for little memory (an
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import weakref
 from dataclasses import dataclass
 
@@ -37,6 +41,7 @@ from torch.utils._pytree import tree_flatten
 from ..host_memory import release_freed_memory
 from ..nn.lean import lean_inference
 from .sites import GlobalStatistics
+from .stream import DECODER_HALO, feature_bytes, streamable
 
 __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel",
            "attention_maps", "receptive_halo", "resident_bytes"]
@@ -55,6 +60,7 @@ MARGIN = 1.6
 #: block. tests/test_tiling.py's 2000² run under --max-memory 1200M, peak over repeated runs at 1 and 2 threads:
 #: share 1: 1174-1330 MB; 0.75: 1104-1265 MB; 0.6: 1010-1084 MB.
 PASS_SHARE = 0.6
+DISK_SPARE = 1024 ** 3  # free disk left beside the exact mode's two feature files
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class Plan:
     budget: int = 0
     kept: int = 0  # bytes of the full-size buffers made while the tiles run (outputs, masks, a padded input copy)
     over: int = 0  # bytes by which even the smallest sensible tiles overshoot the budget (0: within it)
+    streamed: bool = False  # exact, with the encoder streamed through files (stream.py); core, halo: the decoders'
+    note: str = ""  # why not streamed, where it could have been
 
     def describe(self, width: int, height: int) -> str:
         if self.mode == "whole":
@@ -75,7 +83,8 @@ class Plan:
             return (f"{width}x{height}: resized to {self.core}x{self.core} (this generator's fixed size) and back "
                     f"with PIL on uint8 pixels, budget {self.budget / 1024 ** 3:.1f} GB")
         line = (f"tiling {width}x{height} into {self.tiles} tiles of {self.core}x{self.core} px (+{self.halo} px "
-                f"halo), {self.mode} mode, budget {self.budget / 1024 ** 3:.1f} GB")
+                f"halo), {self.mode} mode{', the encoder streamed through files' if self.streamed else ''}, "
+                f"budget {self.budget / 1024 ** 3:.1f} GB{self.note}")
         if self.over:
             line += (f"; over the budget by about {self.over / 1024 ** 3:.2f} GB: the full-size outputs alone take "
                      f"{self.kept / 1024 ** 3:.2f} GB besides the image "
@@ -214,7 +223,14 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
     whole = per_pixel * pixels + 4 * (3 + 3 + masks) * pixels  # the network + its float input and outputs
     if mode == "auto" and whole <= room:
         return Plan("whole", budget=budget)
-    halo = receptive_halo(generator, extra, stride, device)
+    streamed, note = mode != "fast" and streamable(generator), ""
+    if streamed:
+        need, free = 2 * feature_bytes(generator, height, width, batch), shutil.disk_usage(tempfile.gettempdir()).free
+        if need > free - DISK_SPARE:
+            streamed = False
+            note = (f"; no room to stream the exact mode through {tempfile.gettempdir()} ({need / 1024 ** 3:.1f} GB "
+                    f"needed, {free / 1024 ** 3:.1f} GB free: set TMPDIR to a larger disk)")
+    halo = DECODER_HALO if streamed else receptive_halo(generator, extra, stride, device)
     release_freed_memory()  # memory freed earlier (e.g. the decoded file) but kept by glibc is not held
     held = resident_bytes()  # again: finding the halo may have grown the process
     room = max(budget - held - kept, 0)
@@ -226,5 +242,6 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
     tile_bytes = per_pixel * batch * min(core + 2 * halo, height) * min(core + 2 * halo, width)
     preview = max(64 ** 2, int(PASS_SHARE * room / (per_pixel * batch)))
     over = max(0, int(held + kept + tile_bytes - budget))
-    return Plan("exact" if mode == "exact" else "fast", core, halo, tiles, min(preview, height * width), budget,
-                kept=int(kept), over=over)
+    chosen = "exact" if mode == "exact" or streamed else "fast"
+    return Plan(chosen, core, halo, tiles, min(preview, height * width), budget, kept=int(kept), over=over,
+                streamed=streamed, note=note)

@@ -168,11 +168,13 @@ def _run(generator, source, tiles: Sequence[Tile], extra, switch, canvas: Option
         yield
 
 
-def run_exact(generator, source, tiles: Sequence[Tile], extra=(), canvas: Canvas = None, progress=None) -> Canvas:
+def run_exact(generator, source, tiles: Sequence[Tile], extra=(), canvas: Canvas = None, progress=None,
+              exclude: Optional[torch.nn.Module] = None) -> Canvas:
     """The whole-image result, tile by tile: the global sites in call order, each collected over every tile's core
     with the earlier ones frozen at their whole-image statistics (the pass stops right after it), then one pass
-    with all frozen. Cost: about (number of sites)/2 + 1 forward passes over the tiles (with their halos)."""
-    with GlobalStatistics(generator) as switch:
+    with all frozen. Cost: about (number of sites)/2 + 1 forward passes over the tiles (with their halos).
+    ``exclude``: a submodule whose sites are not run (stream.py replaces it by a read of its output)."""
+    with GlobalStatistics(generator, exclude) as switch:
         passes = 0
         while switch.pending:
             switch.collect(switch.pending, stop=True)

@@ -189,11 +189,14 @@ def _site_kind(module: nn.Module) -> Optional[Callable]:
 class GlobalStatistics:
     """``with GlobalStatistics(generator) as g:`` the generator's sites, switchable (module docstring)."""
 
-    def __init__(self, generator: nn.Module):
+    def __init__(self, generator: nn.Module, exclude: Optional[nn.Module] = None):
         if getattr(generator, "fixed_size", None):
             raise ValueError("a generator tied to one input size (full U-GAT-IT) is resized, not tiled")
         self.sites: List[Site] = []
+        skipped = set(exclude.modules()) if exclude is not None else set()
         for module in generator.modules():
+            if module in skipped:
+                continue
             kind = _site_kind(module)
             if kind is not None:
                 self.sites.append(kind(module, self))

@@ -1,0 +1,154 @@
+"""Exact tiling in about three forward passes: the encoder streamed stage by stage through files.
+
+``run_exact`` (runner.py) reaches each global-statistics site by a pass over the tiles from the image up to that
+site: about sites/2 + 1 forward passes, 13.5 for the 9-block ResNets (25 instance norms in AttentionGAN). For the
+generators whose ``forward`` begins with ``self.encoder(x)``, a :class:`~unpaired.nn.blocks.ResnetEncoder` of the
+image alone (CycleGAN, AttentionGAN Schemes I and II: ``streamable = True``), the encoder's output is built at
+its own resolution (1/4 of the image's) one stage at a time, each from the file its predecessor wrote:
+
+1. the stem and the two down-sampling layers (3 sites, cheap): ``run_exact`` over image tiles, their output
+   written to a file;
+2. each residual block, from the file of its input to a new file: a statistics pass for each of its two norms
+   (the first stops after the block's first convolution) and a pass that writes its output;
+3. the decoders (and the composition with the input): ``run_exact`` over image tiles with the encoder replaced
+   by a read of the last file, so its passes cost only the decoder layers.
+
+Every global statistic is still the whole image's and every tile's core is read or written with a halo of at
+least its stage's receptive-field radius, so the result is the whole-image result (tests/test_tiling.py: max abs
+≤ 1e-4 for each family). The files are float32, N × H/4 × W/4 × 4·ngf (6000²: 2.3 GB; two at a time), in the
+temporary directory (``TMPDIR``), unnamed (gone when closed or when the process dies); rows are read and written
+with seek + read/write, so they live in the page cache, not in the process's memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..nn.blocks import ResnetEncoder
+from .runner import Tile, grid, run_exact
+
+__all__ = ["streamable", "feature_bytes", "run_streamed", "FeatureFile"]
+
+# Receptive-field radii, rounded up to the 4-px stride, of each stage (tests/test_tiling.py fails if one is short):
+STEM_HALO = 8  # image px: stem 7×7 (3) + down1 3×3/2 (1) + down2 3×3/2 (2) = 6
+BLOCK_HALO = 4  # encoder px: two 3×3 convolutions = 2
+DECODER_HALO = 16  # image px: up 3×3 at 1/4 (4) + at 1/2 (2) + a 7×7 head (3) = 9
+
+
+def streamable(generator: nn.Module) -> bool:
+    return bool(getattr(generator, "streamable", False)) and isinstance(getattr(generator, "encoder", None),
+                                                                        ResnetEncoder)
+
+
+def feature_bytes(generator: nn.Module, height: int, width: int, batch: int = 1) -> int:
+    """The size of one feature file (the encoder's output, float32) for ``batch`` height×width images."""
+    return 4 * batch * (height // 4) * (width // 4) * generator.encoder.down2[0].out_channels
+
+
+class FeatureFile:
+    """An N×H×W×C float32 array in an unnamed temporary file; windows are read and written row by row."""
+
+    def __init__(self, batch: int, height: int, width: int, channels: int):
+        self.shape = (batch, height, width, channels)
+        self.file = tempfile.TemporaryFile()
+        self.file.truncate(4 * batch * height * width * channels)  # sparse until written
+
+    def _offset(self, n: int, y: int, x: int) -> int:
+        _, h, w, c = self.shape
+        return 4 * c * ((n * h + y) * w + x)
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> Tensor:
+        """The window as an N×C×h×w tensor (channels-last in memory)."""
+        batch, _, _, c = self.shape
+        window = np.empty((batch, bottom - top, right - left, c), np.float32)
+        for n in range(batch):
+            for i, y in enumerate(range(top, bottom)):
+                self.file.seek(self._offset(n, y, left))
+                if self.file.readinto(memoryview(window[n, i]).cast("B")) != window[n, i].nbytes:
+                    raise OSError("exact tiling: a feature file was shorter than written (disk full?)")
+        return torch.from_numpy(window).permute(0, 3, 1, 2)
+
+    def write(self, top: int, left: int, x: Tensor) -> None:
+        rows = x.detach().float().cpu().permute(0, 2, 3, 1).contiguous().numpy()  # N×h×w×C
+        for n in range(rows.shape[0]):
+            for i in range(rows.shape[1]):
+                self.file.seek(self._offset(n, top + i, left))
+                self.file.write(memoryview(rows[n, i]).cast("B"))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _FileCanvas:
+    """``run_exact``'s canvas for a stage whose output is a tensor: each tile's core goes to ``file``."""
+
+    def __init__(self, file: FeatureFile):
+        self.file = file
+
+    def put(self, out: Tensor, tile: Tile) -> None:
+        scale = (tile.box[1] - tile.box[0]) // out.shape[-2]  # input px per output px (1 or 4)
+        reg = tile.region()
+        core = out[..., reg.top // scale:reg.bottom // scale, reg.left // scale:reg.right // scale]
+        self.file.write(tile.core[0] // scale, tile.core[2] // scale, core)
+
+
+class _FileSource:
+    def __init__(self, file: FeatureFile):
+        self.file = file
+
+    def read(self, box) -> Tensor:
+        return self.file.read(*box)
+
+
+class _Recording:
+    """A source that remembers the box of the last tile read (the encoder's replacement reads the same place)."""
+
+    def __init__(self, source):
+        self.source, self.box = source, None
+
+    def read(self, box) -> Tensor:
+        self.box = box
+        return self.source.read(box)
+
+
+def run_streamed(generator: nn.Module, source, height: int, width: int, core: int, halo: int, extra=(), canvas=None,
+                 progress: Optional[Callable[[str], None]] = None):
+    """The whole-image result of a :func:`streamable` generator (module docstring). ``core`` and ``halo``: the
+    plan's image tiles (the decoders'); every stage's tiles take about their memory."""
+    encoder = generator.encoder
+    stem = nn.Sequential(encoder.stem, encoder.down1, encoder.down2)
+    say = progress or (lambda _: None)
+    stages = 2 + len(encoder.blocks)
+    side = core + 2 * halo  # the plan's tile side in image px
+    n, c, h, w = source.read((0, 4, 0, 4)).shape[0], encoder.down2[0].out_channels, height // 4, width // 4
+    current = FeatureFile(n, h, w, c)
+    try:
+        say(f"exact tiling: stage 1/{stages} (stem and down-sampling)")
+        run_exact(stem, source, grid(height, width, side - 2 * STEM_HALO, STEM_HALO), canvas=_FileCanvas(current))
+        # a block holds ~4 tensors of 4·ngf channels per encoder px: a third of the side keeps under the plan's bytes
+        block_tiles = grid(h, w, max(16, side // 3 - 2 * BLOCK_HALO), BLOCK_HALO, stride=1)
+        for i, block in enumerate(encoder.blocks):
+            say(f"exact tiling: stage {i + 2}/{stages} (residual block {i + 1})")
+            following = FeatureFile(n, h, w, c)
+            try:
+                run_exact(block, _FileSource(current), block_tiles, canvas=_FileCanvas(following))
+            except BaseException:
+                following.close()
+                raise
+            current.close()
+            current = following
+        say(f"exact tiling: stage {stages}/{stages} (decoders)")
+        recording, features = _Recording(source), current
+        encoder.forward = lambda x: features.read(*(v // 4 for v in recording.box)).to(x.device, x.dtype)
+        try:
+            return run_exact(generator, recording, grid(height, width, side - 2 * DECODER_HALO, DECODER_HALO),
+                             extra, canvas, exclude=encoder)
+        finally:
+            del encoder.forward
+    finally:
+        current.close()
