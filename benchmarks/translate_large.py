@@ -34,9 +34,10 @@ def peak_rss_mb() -> int:
 
 
 def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, attention: bool = False,
-             lean: bool = True) -> dict:
+             lean: bool = True, stream: bool = True) -> dict:
     """One measurement, in this process (called in a fresh subprocess by ``main``). ``lean=False``: the
-    reference without ``lean_inference`` (plain layers, contiguous weights)."""
+    reference without ``lean_inference`` (plain layers, contiguous weights); ``stream=False``: the exact mode by
+    one pass per normalisation layer (``run_exact``) instead of streaming the encoder through files."""
     import contextlib
 
     import torch
@@ -51,6 +52,10 @@ def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, att
 
     if not lean:
         unpaired.inference.lean_inference = contextlib.nullcontext
+    if not stream:
+        import unpaired.tiling.plan
+
+        unpaired.tiling.plan.streamable = lambda generator: False
     spec = get_model(family)
     fields = set(spec.args.__dataclass_fields__)
     args = spec.args(**({"img_size": 256} if "img_size" in fields else {}))
@@ -67,7 +72,8 @@ def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, att
     result = translator.translate(pixels, attention=attention)
     seconds = time.perf_counter() - start
     np.save(work / f"{family}-{side}-{mode}.npy", np.asarray(result.image))
-    return {"family": family, "side": side, "mode": mode, "attention": attention, "lean": lean, "seconds": round(seconds, 1),
+    return {"family": family, "side": side, "mode": mode, "attention": attention, "lean": lean, "stream": stream,
+            "seconds": round(seconds, 1),
             "s_per_mp": round(seconds / (side * side / 1e6), 2), "peak_rss_mb": peak_rss_mb(),
             "plan": lines[0] if lines else "whole image"}
 
@@ -80,18 +86,20 @@ def main() -> None:
     parser.add_argument("--jsonl", help="append each cell's row here")
     parser.add_argument("--attention", action="store_true", help="keep the attention maps (full-size uint8)")
     parser.add_argument("--no-lean", action="store_true", help="without lean_inference (the reference)")
+    parser.add_argument("--no-stream", action="store_true", help="exact mode by one pass per normalisation layer")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # family:side:mode, run in this process
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.one:
         family, side, mode = args.one.split(":")
-        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work, args.attention, not args.no_lean)))
+        print(json.dumps(run_cell(family, int(side), mode, args.max_memory, work, args.attention, not args.no_lean,
+                                  not args.no_stream)))
         return
     for cell in args.cells:
         proc = subprocess.run([sys.executable, __file__, "--cells", cell, "--one", cell, "--max-memory",
                                args.max_memory, "--work", str(work), *(["--attention"] * args.attention),
-                               *(["--no-lean"] * args.no_lean)],
+                               *(["--no-lean"] * args.no_lean), *(["--no-stream"] * args.no_stream)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             row = {"cell": cell, "error": (proc.stderr.strip().splitlines() or ["killed"])[-1],

@@ -45,6 +45,20 @@ def _fixed_threads_and_seeds():
     torch.set_num_threads(threads)
 
 
+def perturbed_generator(name: str, **kwargs) -> torch.nn.Module:
+    """A generator of the registry in eval mode with random weights of non-trivial statistics: the training
+    initialisation, then every parameter (norm affines and rho included) moved by N(0, 0.1)."""
+    from unpaired.models import get_model
+
+    spec = get_model(name)
+    torch.manual_seed(0)
+    g = spec.build_generator(spec.args(**kwargs)).eval()
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return g
+
+
 def unpaired(*args, cwd=None, ok=True) -> subprocess.CompletedProcess:
     """Run the real command line (``python -m unpaired ...``) with ``TEST_THREADS`` threads; fail with its output
     unless ``ok=False``."""

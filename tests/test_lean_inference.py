@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from unpaired.models import get_model
+from conftest import perturbed_generator
 from unpaired.nn.lean import lean_inference
 from unpaired.tiling.plan import receptive_halo
 from unpaired.tiling.runner import Canvas, TensorSource, grid, run_exact
@@ -21,15 +21,7 @@ FAMILIES = {
 }
 
 
-def generator(name, **kwargs):
-    """The training initialisation, then every parameter moved by N(0, 0.1) (norm affines away from 1 and 0)."""
-    spec = get_model(name)
-    torch.manual_seed(0)
-    g = spec.build_generator(spec.args(**kwargs)).eval()
-    with torch.no_grad():
-        for p in g.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return g
+generator = perturbed_generator
 
 
 def state(g):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, THREAD_ENV
+from conftest import REPO, THREAD_ENV, perturbed_generator
 from unpaired.models import get_model
 from unpaired.models.base import InputSize
 from unpaired.runfolder import ModelCard, save_generator
@@ -33,16 +33,7 @@ FAMILIES = {
 }
 
 
-def generator(name, **kwargs):
-    """Random weights with non-trivial statistics: the training initialisation, then every parameter (norm
-    affines and rho included) moved by N(0, 0.1)."""
-    spec = get_model(name)
-    torch.manual_seed(0)
-    g = spec.build_generator(spec.args(**kwargs)).eval()
-    with torch.no_grad():
-        for p in g.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return g
+generator = perturbed_generator
 
 
 def face(width, height) -> np.ndarray:
@@ -207,6 +198,42 @@ def test_translate_tiles_a_large_image_within_its_budget_and_refuses_a_bomb(tiny
     assert rc == 0 and whole_peak > peak + 100, (whole_peak, peak)
     tiled, whole = (np.asarray(Image.open(tmp_path / d / "big.png"), np.int16) for d in ("out", "whole"))
     assert np.abs(tiled - whole).max() <= 1  # exact: at most one rounding step of the uint8 output
+
+
+def test_a_full_disk_fails_one_image_with_a_line_and_keeps_the_others(tiny_run, tmp_path, monkeypatch, capsys):
+    """The streamed exact mode's feature files cannot be written (ENOSPC, simulated): that image gets one line
+    naming it, the temp directory and the ways out; the small image after it is translated whole (the memory the
+    big one left in the process is handed back before its plan); exit status 1."""
+    import errno
+    import tempfile
+
+    from unpaired.cli import main
+    from unpaired.tiling.plan import resident_bytes
+
+    class FullDisk:  # a temporary file on a disk that fills up at the first write
+        def __init__(self, *args, **kwargs):
+            self.file = real(*args, **kwargs)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    real = tempfile.TemporaryFile
+    monkeypatch.setattr(tempfile, "TemporaryFile", FullDisk)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(face(2400, 2400)).save(inputs / "big.png")  # tiles: ~1 GB whole
+    Image.fromarray(face(64, 64)).save(inputs / "small.png")  # whole: no file
+    budget = resident_bytes() + 500 * 1024 ** 2  # the command's own growth (the model, the probe) is ~0.15 GB
+    rc = main(["translate", "--checkpoint", str(tiny_run), "--input", str(inputs), "--output", str(tmp_path / "out"),
+               "--max-memory", str(budget), "--batch-size", "1"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "big.png" in line]
+    assert rc == 1 and len(lines) == 1 and "No space left on device" in lines[0] and "TMPDIR" in lines[0], err
+    assert "Traceback" not in err and (tmp_path / "out" / "small.png").exists()
+    assert not (tmp_path / "out" / "big.png").exists()
 
 
 def test_full_ugatit_is_resized_not_tiled():

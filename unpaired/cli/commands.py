@@ -171,7 +171,11 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
 
 def _why_not(error: Exception, image) -> str:
     """One line: why an H×W×3 image could not be translated (out of memory, or too small for the network)."""
+    from ..tiling.stream import FeatureFileError
+
     height, width = image.shape[:2]
+    if isinstance(error, FeatureFileError):
+        return str(error)
     reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
     if isinstance(error, MemoryError) or "alloc" in reason.lower() or "memory" in reason.lower():
         return (f"out of memory translating a {width}x{height} image (lower --max-memory to translate "

@@ -8,6 +8,7 @@ Entry points: :func:`translate_pixels` (an H×W×3 uint8 image -> uint8 outputs,
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,21 +19,25 @@ from ..host_memory import release_freed_memory
 from ..models.base import normalise_heatmap
 
 from .plan import DEFAULT_MAX_MEMORY, MODES, Plan, attention_maps, parse_bytes, plan
-from .runner import ArraySource, Canvas, TensorSource, grid, run_exact, run_fast
+from .runner import ArraySource, Canvas, TensorSource, grid, run_exact, run_fast, trim_above
 from .stream import run_streamed
 
 __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "attention_maps", "parse_bytes", "translate_pixels",
            "translate_resized", "heatmap_u8", "run_tiled"]
 
 
+TRIM_SHARE = 0.9  # of the budget: above it, memory kept after a tile goes back to the system (runner.trim_above)
+
+
 def _run(generator, source, height, width, chosen: Plan, extra, canvas, progress):
     tiles = grid(source.height, source.width, chosen.core, chosen.halo)
-    if chosen.mode == "exact":
-        if chosen.streamed:
+    with trim_above(int(TRIM_SHARE * chosen.budget)) if chosen.budget else contextlib.nullcontext():
+        if chosen.mode == "exact" and chosen.streamed:
             return run_streamed(generator, source, source.height, source.width, chosen.core, chosen.halo, extra,
                                 canvas, progress)
-        return run_exact(generator, source, tiles, extra, canvas, progress)
-    return run_fast(generator, source, tiles, extra, canvas, preview_pixels=chosen.preview)
+        if chosen.mode == "exact":
+            return run_exact(generator, source, tiles, extra, canvas, progress)
+        return run_fast(generator, source, tiles, extra, canvas, preview_pixels=chosen.preview)
 
 
 def translate_pixels(generator, pixels: np.ndarray, chosen: Plan, extra=(), *, attention: bool = True,

@@ -28,7 +28,6 @@ not fit beside the full-size buffers the plan says by how much it goes over (``P
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 import weakref
@@ -38,7 +37,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..host_memory import release_freed_memory
+from ..host_memory import release_freed_memory, resident_bytes
 from ..nn.lean import lean_inference
 from .sites import GlobalStatistics
 from .stream import DECODER_HALO, feature_bytes, streamable
@@ -103,15 +102,6 @@ def parse_bytes(text: str) -> int:
     if number <= 0:
         raise ValueError(f"--max-memory {text!r}: must be positive")
     return int(number * scale)
-
-
-def resident_bytes() -> int:
-    """This process's resident memory now (Linux /proc/self/statm; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 class LiveTensorBytes(TorchDispatchMode):
@@ -219,8 +209,11 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
     per_pixel = bytes_per_pixel(generator, extra, device)
     pixels = height * width * batch
     kept = kept_bytes(masks=masks, uint8=uint8, batch=batch, padded=padded) * height * width
-    room = budget - resident_bytes()
     whole = per_pixel * pixels + 4 * (3 + 3 + masks) * pixels  # the network + its float input and outputs
+    room = budget - resident_bytes()
+    if whole > room:  # memory glibc kept from an earlier, larger image is not held: hand it back, look again
+        release_freed_memory()
+        room = budget - resident_bytes()
     if mode == "auto" and whole <= room:
         return Plan("whole", budget=budget)
     streamed, note = mode != "fast" and streamable(generator), ""

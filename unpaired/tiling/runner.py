@@ -13,6 +13,7 @@ Two runs (``exact``, ``fast``) share this; :mod:`.plan` picks tile and halo size
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence
 
@@ -21,11 +22,27 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..host_memory import release_freed_memory
+from ..host_memory import release_freed_memory, resident_bytes
 from ..nn.outputs import GeneratorOutput
 from .sites import GlobalStatistics, Region, StopForward
 
-__all__ = ["Tile", "grid", "ArraySource", "TensorSource", "Canvas", "run_exact", "run_fast"]
+__all__ = ["Tile", "grid", "ArraySource", "TensorSource", "Canvas", "run_exact", "run_fast", "trim_above"]
+
+_trim_above = None  # bytes: see trim_above
+
+
+@contextmanager
+def trim_above(nbytes: int):
+    """Inside the block, after each tile: when the process holds more than ``nbytes``, the memory glibc keeps for
+    reuse (host_memory.keep_freed_memory) goes back to the system. Tiles of different sizes (those at the
+    border are smaller) leave that kept heap in pieces the next tile cannot always reuse: an AttentionGAN 6000²
+    run grew by 0.3 GB over its last stage that way and peaked 50 MB under its 2 GiB budget."""
+    global _trim_above
+    before, _trim_above = _trim_above, nbytes
+    try:
+        yield
+    finally:
+        _trim_above = before
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,9 @@ def _run(generator, source, tiles: Sequence[Tile], extra, switch, canvas: Option
             continue
         if canvas is not None:
             canvas.put(out, tile)
+        del out
+        if _trim_above is not None and resident_bytes() > _trim_above:
+            release_freed_memory()
         yield
 
 

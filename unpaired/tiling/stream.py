@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..nn.blocks import ResnetEncoder
 from .runner import Tile, grid, run_exact
 
-__all__ = ["streamable", "feature_bytes", "run_streamed", "FeatureFile"]
+__all__ = ["streamable", "feature_bytes", "run_streamed", "FeatureFile", "FeatureFileError"]
 
 # Receptive-field radii, rounded up to the 4-px stride, of each stage (tests/test_tiling.py fails if one is short):
 STEM_HALO = 8  # image px: stem 7×7 (3) + down1 3×3/2 (1) + down2 3×3/2 (2) = 6
@@ -50,13 +50,20 @@ def feature_bytes(generator: nn.Module, height: int, width: int, batch: int = 1)
     return 4 * batch * (height // 4) * (width // 4) * generator.encoder.down2[0].out_channels
 
 
+class FeatureFileError(RuntimeError):
+    """A feature file could not be made, written or read back (the temp directory full or gone)."""
+
+
 class FeatureFile:
     """An N×H×W×C float32 array in an unnamed temporary file; windows are read and written row by row."""
 
     def __init__(self, batch: int, height: int, width: int, channels: int):
         self.shape = (batch, height, width, channels)
-        self.file = tempfile.TemporaryFile()
-        self.file.truncate(4 * batch * height * width * channels)  # sparse until written
+        try:
+            self.file = tempfile.TemporaryFile()
+            self.file.truncate(4 * batch * height * width * channels)  # sparse until written
+        except OSError as e:
+            raise _failed(e) from None
 
     def _offset(self, n: int, y: int, x: int) -> int:
         _, h, w, c = self.shape
@@ -70,18 +77,27 @@ class FeatureFile:
             for i, y in enumerate(range(top, bottom)):
                 self.file.seek(self._offset(n, y, left))
                 if self.file.readinto(memoryview(window[n, i]).cast("B")) != window[n, i].nbytes:
-                    raise OSError("exact tiling: a feature file was shorter than written (disk full?)")
+                    raise _failed(OSError("a feature file was shorter than written"))
         return torch.from_numpy(window).permute(0, 3, 1, 2)
 
     def write(self, top: int, left: int, x: Tensor) -> None:
         rows = x.detach().float().cpu().permute(0, 2, 3, 1).contiguous().numpy()  # N×h×w×C
-        for n in range(rows.shape[0]):
-            for i in range(rows.shape[1]):
-                self.file.seek(self._offset(n, top + i, left))
-                self.file.write(memoryview(rows[n, i]).cast("B"))
+        try:
+            for n in range(rows.shape[0]):
+                for i in range(rows.shape[1]):
+                    self.file.seek(self._offset(n, top + i, left))
+                    self.file.write(memoryview(rows[n, i]).cast("B"))
+        except OSError as e:
+            raise _failed(e) from None
 
     def close(self) -> None:
         self.file.close()
+
+
+def _failed(error: OSError) -> FeatureFileError:
+    return FeatureFileError(f"exact tiling: its feature files in {tempfile.gettempdir()} failed "
+                            f"({error.strerror or error}): free space there, set TMPDIR to a larger disk, or use "
+                            "--tiling fast")
 
 
 class _FileCanvas:
