@@ -16,7 +16,7 @@ from unpaired.models.base import InputSize
 from unpaired.runfolder import ModelCard, save_generator
 from unpaired.tiling import plan
 from unpaired.tiling.plan import MIN_CORE, receptive_halo
-from unpaired.tiling.stream import DECODER_HALO, feature_bytes
+from unpaired.tiling.stream import decoder_halo, feature_bytes
 from unpaired.tiling.runner import ArraySource, Canvas, grid, run_exact, run_fast
 
 FACE = REPO.parent / "shared" / "data" / "faces-neutral2smile" / "testA" / "al_gore_0001.jpg"
@@ -58,27 +58,31 @@ def test_exact_tiling_equals_whole_image(family):
         assert (out.heatmap - whole.heatmap).abs().max() <= 1e-4
 
 
-@pytest.mark.parametrize("family", ["cyclegan", "attentiongan", "attentiongan-s1"])
+@pytest.mark.parametrize("family", ["cyclegan", "attentiongan", "attentiongan-s1", "ugatit-light"])
 @torch.no_grad()
 def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     """The exact mode with the encoder streamed through files (stream.py): two residual blocks (a file written
-    and read per block), each stage over several tiles (stem 2 × 2, blocks 2 × 2, decoders 3 × 3), a batch of 2
-    (the float path); equal within 1e-4, the encoder's own forward back afterwards. A block halo short of the
-    blocks' reach breaks it (so the test can fail)."""
+    and read per block), each stage over several tiles (decoders 3 × 3), a batch of 2 (the float path); equal
+    within 1e-4, the encoder's own forward back afterwards. A decoder or block halo short of its stage's reach
+    breaks it (so the test can fail)."""
     from unpaired.tiling import Plan, run_tiled, stream
 
     name, kwargs, extra = FAMILIES[family]
     g = generator(name, **dict(kwargs, n_blocks=2))
     x = torch.from_numpy(np.stack([face(104, 88), face(104, 88)[::-1].copy()])).permute(0, 3, 1, 2).float() / 127.5 - 1
     whole = g(x)
-    chosen = Plan("exact", core=36, halo=stream.DECODER_HALO, streamed=True)
+    chosen = Plan("exact", core=36, halo=decoder_halo(g), streamed=True)
     out = run_tiled(g, x, chosen)
     assert (out.image - whole.image).abs().max() <= 1e-4
     if whole.attention is not None:
         assert (out.attention - whole.attention).abs().max() <= 1e-4
+    if whole.heatmap is not None:
+        assert (out.heatmap - whole.heatmap).abs().max() <= 1e-4
     assert "forward" not in vars(g.encoder)
-    monkeypatch.setattr(stream, "BLOCK_HALO", 0)
-    assert (run_tiled(g, x, chosen).image - whole.image).abs().max() > 1e-3
+    short = Plan("exact", core=36 + 2 * chosen.halo - 8, halo=4, streamed=True)  # the decoders' tiles as above
+    assert (run_tiled(g, x, short).image - whole.image).abs().max() > 1e-3
+    monkeypatch.setattr(stream, "BLOCK_HALO", 1)  # the blocks reach 2 px; smaller tiles: more than one a block
+    assert (run_tiled(g, x, Plan("exact", core=16, halo=chosen.halo, streamed=True)).image - whole.image).abs().max() > 1e-3
 
 
 @torch.no_grad()
@@ -107,10 +111,11 @@ def test_plan_tiles_only_over_the_budget():
     assert tight.over > 0 and "over the budget by about" in tight.describe(4000, 4000)
     assert "tiling 4000x4000 into" in tight.describe(4000, 4000)
     auto = plan(g, 4000, 4000, budget=1)  # a streamable generator: exact by default, with the decoders' halo
-    assert auto.mode == "exact" and auto.streamed and auto.halo == DECODER_HALO
+    assert auto.mode == "exact" and auto.streamed and auto.halo == decoder_halo(g) < receptive_halo(g)
     assert "exact mode, the encoder streamed through files" in auto.describe(4000, 4000)
-    u = generator("ugatit-light", ngf=4, n_blocks=1)
-    assert plan(u, 4000, 4000, budget=1).mode == "fast"  # not streamable: the fast mode
+    name, kwargs, extra = FAMILIES["attentiongan-multi"]
+    multi = generator(name, **kwargs)
+    assert plan(multi, 4000, 4000, budget=1, extra=extra).mode == "fast"  # not streamable: the fast mode
 
 
 def test_plan_without_disk_room_does_not_stream(monkeypatch):

@@ -155,6 +155,7 @@ class UGATITGenerator(nn.Module):
                              "settings are resolved)")
         self.light, self.img_size = light, img_size
         self.fixed_size = None if light else img_size  # the full MLP flattens an img_size/4 feature map
+        self.streamable = light  # forward begins with self.encoder(x) of the image alone (tiling/stream.py)
         dim, tf = 4 * ngf, variant == "tf"
         self.encoder = nn.Sequential(OrderedDict(
             stem=_conv_in_relu(in_ch, ngf, 7, 1, tf),

@@ -16,8 +16,8 @@ measured on first use and kept on the module:
   mode's only error is that of its statistics, which shows no seams.
 
 Auto picks the whole image when its estimate fits; else, for the generators whose encoder can be streamed through
-files (CycleGAN, AttentionGAN: stream.py), the exact mode that way (about three passes, small halos), and for the
-others (U-GAT-IT light, the multi-domain model) the fast mode, with the largest tiles that fit.
+files (CycleGAN, AttentionGAN, U-GAT-IT light: stream.py), the exact mode that way (a few passes, small halos),
+and for the others (the multi-domain model) the fast mode, with the largest tiles that fit.
 What the process holds (the decoded input among it) and the full-size buffers still to come (the uint8 output
 image and masks: :func:`kept_bytes`) are counted against the budget first. Cores are never smaller than
 ``MIN_CORE`` (256 px) nor than twice the halo: below that the halos are most of the work for little memory (an
@@ -40,7 +40,7 @@ from torch.utils._pytree import tree_flatten
 from ..host_memory import release_freed_memory, resident_bytes
 from ..nn.lean import lean_inference
 from .sites import GlobalStatistics
-from .stream import DECODER_HALO, feature_bytes, streamable
+from .stream import decoder_halo, feature_bytes, streamable
 
 __all__ = ["MODES", "DEFAULT_MAX_MEMORY", "Plan", "plan", "kept_bytes", "parse_bytes", "bytes_per_pixel",
            "attention_maps", "receptive_halo", "resident_bytes"]
@@ -223,7 +223,7 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
             streamed = False
             note = (f"; no room to stream the exact mode through {tempfile.gettempdir()} ({need / 1024 ** 3:.1f} GB "
                     f"needed, {free / 1024 ** 3:.1f} GB free: set TMPDIR to a larger disk)")
-    halo = DECODER_HALO if streamed else receptive_halo(generator, extra, stride, device)
+    halo = decoder_halo(generator, extra, device) if streamed else receptive_halo(generator, extra, stride, device)
     release_freed_memory()  # memory freed earlier (e.g. the decoded file) but kept by glibc is not held
     held = resident_bytes()  # again: finding the halo may have grown the process
     room = max(budget - held - kept, 0)

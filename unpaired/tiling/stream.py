@@ -1,17 +1,19 @@
-"""Exact tiling in about three forward passes: the encoder streamed stage by stage through files.
+"""Exact tiling in a few forward passes: the encoder streamed stage by stage through files.
 
 ``run_exact`` (runner.py) reaches each global-statistics site by a pass over the tiles from the image up to that
 site: about sites/2 + 1 forward passes, 13.5 for the 9-block ResNets (25 instance norms in AttentionGAN). For the
-generators whose ``forward`` begins with ``self.encoder(x)``, a :class:`~unpaired.nn.blocks.ResnetEncoder` of the
-image alone (CycleGAN, AttentionGAN Schemes I and II: ``streamable = True``), the encoder's output is built at
-its own resolution (1/4 of the image's) one stage at a time, each from the file its predecessor wrote:
+generators whose ``forward`` begins with ``self.encoder(x)`` of the image alone, the encoder a Sequential of
+``stem``, ``down1``, ``down2`` and ``blocks`` (CycleGAN, AttentionGAN Schemes I and II, U-GAT-IT light:
+``streamable``), the encoder's output is built at its own resolution (1/4 of the image's) one stage at a time,
+each from the file its predecessor wrote:
 
 1. the stem and the two down-sampling layers (3 sites, cheap): ``run_exact`` over image tiles, their output
    written to a file;
 2. each residual block, from the file of its input to a new file: a statistics pass for each of its two norms
    (the first stops after the block's first convolution) and a pass that writes its output;
-3. the decoders (and the composition with the input): ``run_exact`` over image tiles with the encoder replaced
-   by a read of the last file, so its passes cost only the decoder layers.
+3. the rest (decoders and the composition with the input; U-GAT-IT's CAM, MLP, AdaLIN blocks and up-sampling):
+   ``run_exact`` over image tiles with the encoder replaced by a read of the last file, so its passes cost only
+   the layers after the encoder, with their own, smaller halo (:func:`decoder_halo`).
 
 Every global statistic is still the whole image's and every tile's core is read or written with a halo of at
 least its stage's receptive-field radius, so the result is the whole-image result (tests/test_tiling.py: max abs
@@ -22,6 +24,7 @@ with seek + read/write, so they live in the page cache, not in the process's mem
 
 from __future__ import annotations
 
+import math
 import tempfile
 from typing import Callable, Optional
 
@@ -29,25 +32,75 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn.blocks import ResnetEncoder
 from .runner import Tile, grid, run_exact
+from .sites import GlobalStatistics
 
-__all__ = ["streamable", "feature_bytes", "run_streamed", "FeatureFile", "FeatureFileError"]
+__all__ = ["streamable", "decoder_halo", "channels", "feature_bytes", "run_streamed", "FeatureFile", "FeatureFileError"]
 
-# Receptive-field radii, rounded up to the 4-px stride, of each stage (tests/test_tiling.py fails if one is short):
+# Receptive-field radii, rounded up to the 4-px stride, of the encoder's stages (tests/test_tiling.py fails if one
+# is short); the decoders' is measured per generator (decoder_halo):
 STEM_HALO = 8  # image px: stem 7×7 (3) + down1 3×3/2 (1) + down2 3×3/2 (2) = 6
 BLOCK_HALO = 4  # encoder px: two 3×3 convolutions = 2
-DECODER_HALO = 16  # image px: up 3×3 at 1/4 (4) + at 1/2 (2) + a 7×7 head (3) = 9
 
 
 def streamable(generator: nn.Module) -> bool:
-    return bool(getattr(generator, "streamable", False)) and isinstance(getattr(generator, "encoder", None),
-                                                                        ResnetEncoder)
+    """Whether the generator declares ``streamable`` (its forward begins with ``self.encoder(x)`` of the image
+    alone) and its encoder is a Sequential of ``stem``, ``down1``, ``down2`` and ``blocks`` (one tensor in, one
+    out, each)."""
+    encoder = getattr(generator, "encoder", None)
+    return bool(getattr(generator, "streamable", False)) and isinstance(encoder, nn.Sequential) and all(
+        hasattr(encoder, name) for name in ("stem", "down1", "down2", "blocks"))
+
+
+@torch.no_grad()
+def decoder_halo(generator: nn.Module, extra=(), device="cpu") -> int:
+    """The receptive-field radius in image px of everything after the encoder (decoders, U-GAT-IT's AdaLIN
+    blocks and up-sampling), + 4 px, rounded up to 4: one encoder pixel of random features is changed with every
+    global statistic frozen and the reach of the change in the outputs is measured (as plan.receptive_halo does
+    for the whole network). Default sizes: CycleGAN and AttentionGAN 12 px (their whole networks: 92), Scheme I 16
+    (72), U-GAT-IT light 44 (84). Cached."""
+    cached = getattr(generator, "_unpaired_decoder_halo", None)
+    if cached is not None:
+        return cached
+    encoder, size = generator.encoder, 16  # encoder px
+    while True:
+        features = torch.randn(1, channels(generator), size, size, generator=torch.Generator().manual_seed(0))
+        features = [features.to(device)]
+        encoder.forward = lambda x: features[0]
+        try:
+            image = torch.zeros(1, 3, 4 * size, 4 * size, device=device)
+            with GlobalStatistics(generator, exclude=encoder) as switch:
+                switch.collect(switch.sites)
+                generator(image, *extra)
+                switch.finish()
+                base = generator(image, *extra)
+                features[0] = features[0].clone()
+                features[0][..., size // 2, size // 2] += 1.0
+                moved = generator(image, *extra)
+        finally:
+            del encoder.forward
+        changed = (base.image - moved.image).abs().amax(dim=(0, 1))
+        if base.attention is not None:
+            changed = changed + (base.attention - moved.attention).abs().amax(dim=(0, 1))
+        rows, cols = (torch.nonzero(changed.amax(dim=d) > 0).flatten() for d in (1, 0))
+        centre = 4 * (size // 2)  # the changed encoder pixel covers image px centre .. centre + 3
+        reach = max(centre - int(rows.min()), int(rows.max()) - centre - 3,
+                    centre - int(cols.min()), int(cols.max()) - centre - 3) if len(rows) else 0
+        if reach < 2 * size - 8 or size >= 256:
+            break
+        size *= 2
+    generator._unpaired_decoder_halo = 4 * math.ceil((reach + 4) / 4)
+    return generator._unpaired_decoder_halo
+
+
+def channels(generator: nn.Module) -> int:
+    """The encoder's output channels (its last down-sampling convolution's; the blocks keep them)."""
+    return [m for m in generator.encoder.down2.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
 
 
 def feature_bytes(generator: nn.Module, height: int, width: int, batch: int = 1) -> int:
     """The size of one feature file (the encoder's output, float32) for ``batch`` height×width images."""
-    return 4 * batch * (height // 4) * (width // 4) * generator.encoder.down2[0].out_channels
+    return 4 * batch * (height // 4) * (width // 4) * channels(generator)
 
 
 class FeatureFileError(RuntimeError):
@@ -141,7 +194,7 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
     say = progress or (lambda _: None)
     stages = 2 + len(encoder.blocks)
     side = core + 2 * halo  # the plan's tile side in image px
-    n, c, h, w = source.read((0, 4, 0, 4)).shape[0], encoder.down2[0].out_channels, height // 4, width // 4
+    n, c, h, w = source.read((0, 4, 0, 4)).shape[0], channels(generator), height // 4, width // 4
     current = FeatureFile(n, h, w, c)
     try:
         say(f"exact tiling: stage 1/{stages} (stem and down-sampling)")
@@ -162,8 +215,8 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
         recording, features = _Recording(source), current
         encoder.forward = lambda x: features.read(*(v // 4 for v in recording.box)).to(x.device, x.dtype)
         try:
-            return run_exact(generator, recording, grid(height, width, side - 2 * DECODER_HALO, DECODER_HALO),
-                             extra, canvas, exclude=encoder)
+            return run_exact(generator, recording, grid(height, width, side - 2 * halo, halo), extra, canvas,
+                             exclude=encoder)
         finally:
             del encoder.forward
     finally:
