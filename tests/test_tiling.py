@@ -58,7 +58,8 @@ def test_exact_tiling_equals_whole_image(family):
         assert (out.heatmap - whole.heatmap).abs().max() <= 1e-4
 
 
-@pytest.mark.parametrize("family", ["cyclegan", "attentiongan", "attentiongan-s1", "ugatit-light"])
+@pytest.mark.parametrize("family", ["cyclegan", "attentiongan", "attentiongan-s1", "ugatit-light",
+                                    "attentiongan-multi"])
 @torch.no_grad()
 def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     """The exact mode with the encoder streamed through files (stream.py): two residual blocks (a file written
@@ -67,12 +68,13 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     breaks it (so the test can fail)."""
     from unpaired.tiling import Plan, run_tiled, stream
 
-    name, kwargs, extra = FAMILIES[family]
+    name, kwargs, one = FAMILIES[family]
     g = generator(name, **dict(kwargs, n_blocks=2))
     x = torch.from_numpy(np.stack([face(104, 88), face(104, 88)[::-1].copy()])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    whole = g(x)
-    chosen = Plan("exact", core=36, halo=decoder_halo(g), streamed=True)
-    out = run_tiled(g, x, chosen)
+    extra = tuple(e.expand(2, -1) for e in one)  # the multi-domain model's target label, for both images
+    whole = g(x, *extra)
+    chosen = Plan("exact", core=36, halo=decoder_halo(g, one), streamed=True)
+    out = run_tiled(g, x, chosen, extra)
     assert (out.image - whole.image).abs().max() <= 1e-4
     if whole.attention is not None:
         assert (out.attention - whole.attention).abs().max() <= 1e-4
@@ -80,9 +82,10 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
         assert (out.heatmap - whole.heatmap).abs().max() <= 1e-4
     assert "forward" not in vars(g.encoder)
     short = Plan("exact", core=36 + 2 * chosen.halo - 8, halo=4, streamed=True)  # the decoders' tiles as above
-    assert (run_tiled(g, x, short).image - whole.image).abs().max() > 1e-3
+    assert (run_tiled(g, x, short, extra).image - whole.image).abs().max() > 1e-3
     monkeypatch.setattr(stream, "BLOCK_HALO", 1)  # the blocks reach 2 px; smaller tiles: more than one a block
-    assert (run_tiled(g, x, Plan("exact", core=16, halo=chosen.halo, streamed=True)).image - whole.image).abs().max() > 1e-3
+    smaller = Plan("exact", core=16, halo=chosen.halo, streamed=True)
+    assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3
 
 
 @torch.no_grad()
@@ -113,9 +116,10 @@ def test_plan_tiles_only_over_the_budget():
     auto = plan(g, 4000, 4000, budget=1)  # a streamable generator: exact by default, with the decoders' halo
     assert auto.mode == "exact" and auto.streamed and auto.halo == decoder_halo(g) < receptive_halo(g)
     assert "exact mode, the encoder streamed through files" in auto.describe(4000, 4000)
-    name, kwargs, extra = FAMILIES["attentiongan-multi"]
-    multi = generator(name, **kwargs)
-    assert plan(multi, 4000, 4000, budget=1, extra=extra).mode == "fast"  # not streamable: the fast mode
+    u = generator("ugatit-light", ngf=4, n_blocks=1)
+    assert plan(u, 4000, 4000, budget=1).streamed
+    u.streamable = False  # a generator that cannot stream: the fast mode
+    assert plan(u, 4000, 4000, budget=1).mode == "fast"
 
 
 def test_plan_without_disk_room_does_not_stream(monkeypatch):

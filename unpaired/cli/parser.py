@@ -93,9 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="peak resident memory of the command (default 2G; it needs ~0.75G itself): an image whose "
                         "whole-image inference would need more is translated in tiles (e.g. 1500M, 4G)")
     p.add_argument("--tiling", default="auto", choices=["auto", "whole", "fast", "exact"],
-                   help="auto (default): whole image when it fits --max-memory, else exact tiles where the model "
-                        "allows streaming them (CycleGAN, AttentionGAN, U-GAT-IT light; feature files in TMPDIR), "
-                        "else fast tiles; fast: statistics from a shrunk copy (docs/benchmarks.md: its "
+                   help="auto (default): whole image when it fits --max-memory, else exact tiles, the encoder "
+                        "streamed through feature files in TMPDIR (fast tiles where TMPDIR lacks the room); fast: statistics from a shrunk copy (docs/benchmarks.md: its "
                         "error); exact: equals whole-image inference; whole: never tile")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images declaring more than N pixels before decoding them (default: "

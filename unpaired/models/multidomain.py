@@ -125,6 +125,7 @@ class MultiDomainGenerator(nn.Module):
 
     size_multiple = 4  # two stride-2 convolutions
     fixed_size = None
+    streamable = True  # forward begins with self.encoder(self.encoder_input(x, c)) (tiling/stream.py)
 
     def __init__(self, c_dim: int = 5, ngf: int = 64, n_blocks: int = 6, attention: str = "scheme1",
                  n_masks: int = 10):
@@ -141,9 +142,12 @@ class MultiDomainGenerator(nn.Module):
         head = {"scheme1": 4, "none": 3, "scheme2": 3 * (n_masks - 1) + n_masks}[attention]
         self.head = nn.Conv2d(ngf, head, 7, padding=3, bias=False)
 
+    def encoder_input(self, x: Tensor, c: Tensor) -> Tensor:
+        """The image with the label map (N×c_dim×H×W) as extra channels: what the encoder reads."""
+        return torch.cat([x, c.to(x.dtype)[:, :, None, None] * torch.ones_like(x[:, :1])], dim=1)
+
     def forward(self, x: Tensor, c: Tensor) -> GeneratorOutput:
-        c_map = c.to(x.dtype)[:, :, None, None] * torch.ones_like(x[:, :1])  # N×c_dim×H×W
-        out = self.head(self.decoder(self.encoder(torch.cat([x, c_map], dim=1))))
+        out = self.head(self.decoder(self.encoder(self.encoder_input(x, c))))
         if self.attention == "scheme1":
             return compose_scheme1(out, x)
         if self.attention == "scheme2":

@@ -16,8 +16,9 @@ measured on first use and kept on the module:
   mode's only error is that of its statistics, which shows no seams.
 
 Auto picks the whole image when its estimate fits; else, for the generators whose encoder can be streamed through
-files (CycleGAN, AttentionGAN, U-GAT-IT light: stream.py), the exact mode that way (a few passes, small halos),
-and for the others (the multi-domain model) the fast mode, with the largest tiles that fit.
+files (all that tile here: CycleGAN, AttentionGAN, U-GAT-IT light, the multi-domain model; stream.py), the exact
+mode that way (a few passes, small halos), and otherwise (a generator that cannot stream, or too little room in
+the temp directory) the fast mode, with the largest tiles that fit.
 What the process holds (the decoded input among it) and the full-size buffers still to come (the uint8 output
 image and masks: :func:`kept_bytes`) are counted against the budget first. Cores are never smaller than
 ``MIN_CORE`` (256 px) nor than twice the halo: below that the halos are most of the work for little memory (an

@@ -2,9 +2,9 @@
 
 ``run_exact`` (runner.py) reaches each global-statistics site by a pass over the tiles from the image up to that
 site: about sites/2 + 1 forward passes, 13.5 for the 9-block ResNets (25 instance norms in AttentionGAN). For the
-generators whose ``forward`` begins with ``self.encoder(x)`` of the image alone, the encoder a Sequential of
-``stem``, ``down1``, ``down2`` and ``blocks`` (CycleGAN, AttentionGAN Schemes I and II, U-GAT-IT light:
-``streamable``), the encoder's output is built at its own resolution (1/4 of the image's) one stage at a time,
+generators whose ``forward`` begins with ``self.encoder(x)`` of the image alone (or of ``encoder_input(x, *extra)``:
+the multi-domain model's image and label channels), the encoder a Sequential of ``stem``, ``down1``, ``down2``
+and ``blocks`` (CycleGAN, AttentionGAN Schemes I and II, U-GAT-IT light, the multi-domain model: ``streamable``), the encoder's output is built at its own resolution (1/4 of the image's) one stage at a time,
 each from the file its predecessor wrote:
 
 1. the stem and the two down-sampling layers (3 sites, cheap): ``run_exact`` over image tiles, their output
@@ -39,13 +39,13 @@ __all__ = ["streamable", "decoder_halo", "channels", "feature_bytes", "run_strea
 
 # Receptive-field radii, rounded up to the 4-px stride, of the encoder's stages (tests/test_tiling.py fails if one
 # is short); the decoders' is measured per generator (decoder_halo):
-STEM_HALO = 8  # image px: stem 7×7 (3) + down1 3×3/2 (1) + down2 3×3/2 (2) = 6
+STEM_HALO = 12  # image px: stem 7×7 (3) + down1 3×3/2 (1) + down2 3×3/2 (2) = 6; with 4×4/2 (StarGAN's) 3+2+4 = 9
 BLOCK_HALO = 4  # encoder px: two 3×3 convolutions = 2
 
 
 def streamable(generator: nn.Module) -> bool:
     """Whether the generator declares ``streamable`` (its forward begins with ``self.encoder(x)`` of the image
-    alone) and its encoder is a Sequential of ``stem``, ``down1``, ``down2`` and ``blocks`` (one tensor in, one
+    alone, or of ``self.encoder_input(x, *extra)``) and its encoder is a Sequential of ``stem``, ``down1``, ``down2`` and ``blocks`` (one tensor in, one
     out, each)."""
     encoder = getattr(generator, "encoder", None)
     return bool(getattr(generator, "streamable", False)) and isinstance(encoder, nn.Sequential) and all(
@@ -174,6 +174,18 @@ class _FileSource:
         return self.file.read(*box)
 
 
+class _EncoderInput:
+    """Image tiles as the encoder reads them (the multi-domain model adds its label channels: ``encoder_input``)."""
+
+    def __init__(self, source, generator, extra):
+        self.source, self.extra = source, extra
+        self.prepare = getattr(generator, "encoder_input", None)
+
+    def read(self, box) -> Tensor:
+        x = self.source.read(box)
+        return x if self.prepare is None else self.prepare(x, *self.extra)
+
+
 class _Recording:
     """A source that remembers the box of the last tile read (the encoder's replacement reads the same place)."""
 
@@ -198,7 +210,8 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
     current = FeatureFile(n, h, w, c)
     try:
         say(f"exact tiling: stage 1/{stages} (stem and down-sampling)")
-        run_exact(stem, source, grid(height, width, side - 2 * STEM_HALO, STEM_HALO), canvas=_FileCanvas(current))
+        run_exact(stem, _EncoderInput(source, generator, extra), grid(height, width, side - 2 * STEM_HALO, STEM_HALO),
+                  canvas=_FileCanvas(current))
         # a block holds ~4 tensors of 4·ngf channels per encoder px: a third of the side keeps under the plan's bytes
         block_tiles = grid(h, w, max(16, side // 3 - 2 * BLOCK_HALO), BLOCK_HALO, stride=1)
         for i, block in enumerate(encoder.blocks):
