@@ -52,10 +52,8 @@ def run_cell(family: str, side: int, mode: str, max_memory: str, work: Path, att
 
     if not lean:
         unpaired.inference.lean_inference = contextlib.nullcontext
-    if not stream:
-        import unpaired.tiling.plan
-
-        unpaired.tiling.plan.streamable = lambda generator: False
+    if not stream:  # the module (``unpaired.tiling.plan`` as an attribute is the function of that name)
+        sys.modules["unpaired.tiling.plan"].streamable = lambda generator: False
     spec = get_model(family)
     fields = set(spec.args.__dataclass_fields__)
     args = spec.args(**({"img_size": 256} if "img_size" in fields else {}))

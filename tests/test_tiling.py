@@ -64,8 +64,9 @@ def test_exact_tiling_equals_whole_image(family):
 def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     """The exact mode with the encoder streamed through files (stream.py): two residual blocks (a file written
     and read per block), each stage over several tiles (decoders 3 × 3), a batch of 2 (the float path); equal
-    within 1e-4, the encoder's own forward back afterwards. A decoder or block halo short of its stage's reach
-    breaks it (so the test can fail)."""
+    within 1e-4, the encoder's own forward back afterwards, with the blocks streamed layer by layer or by
+    run_exact's passes. A decoder, convolution or block halo short of its stage's reach breaks it (so the test
+    can fail)."""
     from unpaired.tiling import Plan, run_tiled, stream
 
     name, kwargs, one = FAMILIES[family]
@@ -83,8 +84,13 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     assert "forward" not in vars(g.encoder)
     short = Plan("exact", core=36 + 2 * chosen.halo - 8, halo=4, streamed=True)  # the decoders' tiles as above
     assert (run_tiled(g, x, short, extra).image - whole.image).abs().max() > 1e-3
-    monkeypatch.setattr(stream, "BLOCK_HALO", 1)  # the blocks reach 2 px; smaller tiles: more than one a block
-    smaller = Plan("exact", core=16, halo=chosen.halo, streamed=True)
+    smaller = Plan("exact", core=16, halo=chosen.halo, streamed=True)  # more than one tile a block
+    monkeypatch.setattr(stream, "CONV_HALO", 0)  # each block's convolutions reach 1 px
+    assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3
+    for block in g.encoder.blocks:  # the blocks by run_exact's passes instead of layer by layer: the same result
+        block.by_layers = False
+    assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() <= 1e-4
+    monkeypatch.setattr(stream, "BLOCK_HALO", 1)  # the blocks reach 2 px
     assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3
 
 
@@ -129,11 +135,11 @@ def test_plan_without_disk_room_does_not_stream(monkeypatch):
 
     g = generator("attentiongan", ngf=4, n_blocks=1, n_masks=4)
     monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10 ** 12, 10 ** 12, 2 * 1024 ** 3))
-    needed = 2 * feature_bytes(g, 20000, 20000)  # 2 × 1.6 GB
+    needed = 3 * feature_bytes(g, 20000, 20000)  # 3 × 1.6 GB
     auto, exact = plan(g, 20000, 20000, budget=1), plan(g, 20000, 20000, budget=1, mode="exact")
     assert needed > 1024 ** 3 and auto.mode == "fast" and exact.mode == "exact" and not exact.streamed
     assert "no room to stream the exact mode" in auto.describe(20000, 20000)
-    assert plan(g, 2000, 2000, budget=1).streamed  # 2 × 16 MB: room
+    assert plan(g, 2000, 2000, budget=1).streamed  # 3 × 16 MB: room
 
 
 def test_plan_counts_the_full_size_outputs():

@@ -108,6 +108,8 @@ def conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int
 class ResidualBlock(nn.Module):
     """StarGAN's block: x + [conv3×3, IN, ReLU, conv3×3, IN](x), zero padding, no bias."""
 
+    by_layers = True  # x + norm2(conv2(relu(norm1(conv1(x))))), 3×3: tiled inference streams it layer by layer
+
     def __init__(self, dim: int):
         super().__init__()
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1, bias=False)

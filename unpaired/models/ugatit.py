@@ -98,6 +98,8 @@ def _conv_in_relu(in_ch: int, out_ch: int, kernel: int, stride: int, tf: bool = 
 class EncoderResnetBlock(nn.Module):
     """x + [conv3, IN, ReLU, conv3, IN](x), no conv biases (TF: biases and affine norms)."""
 
+    by_layers = True  # x + norm2(conv2(relu(norm1(conv1(x))))), 3×3: tiled inference streams it layer by layer
+
     def __init__(self, dim: int, tf: bool = False):
         super().__init__()
         self.conv1, self.norm1 = _conv(dim, dim, 3, tf=tf), nn.InstanceNorm2d(dim, affine=tf)

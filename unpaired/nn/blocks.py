@@ -47,6 +47,8 @@ def conv(in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, padding: int 
 class ResnetBlock(nn.Module):
     """x + [reflect-pad, conv3×3, norm, ReLU, reflect-pad, conv3×3, norm](x)."""
 
+    by_layers = True  # x + norm2(conv2(relu(norm1(conv1(x))))), 3×3: tiled inference streams it layer by layer
+
     def __init__(self, dim: int, norm: str = "instance", dropout: float = 0.0):
         super().__init__()
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1, padding_mode="reflect")

@@ -60,7 +60,7 @@ MARGIN = 1.6
 #: block. tests/test_tiling.py's 2000² run under --max-memory 1200M, peak over repeated runs at 1 and 2 threads:
 #: share 1: 1174-1330 MB; 0.75: 1104-1265 MB; 0.6: 1010-1084 MB.
 PASS_SHARE = 0.6
-DISK_SPARE = 1024 ** 3  # free disk left beside the exact mode's two feature files
+DISK_SPARE = 1024 ** 3  # free disk left beside the exact mode's three feature files
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
         return Plan("whole", budget=budget)
     streamed, note = mode != "fast" and streamable(generator), ""
     if streamed:
-        need, free = 2 * feature_bytes(generator, height, width, batch), shutil.disk_usage(tempfile.gettempdir()).free
+        need, free = 3 * feature_bytes(generator, height, width, batch), shutil.disk_usage(tempfile.gettempdir()).free
         if need > free - DISK_SPARE:
             streamed = False
             note = (f"; no room to stream the exact mode through {tempfile.gettempdir()} ({need / 1024 ** 3:.1f} GB "

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .runner import Tile, grid, run_exact
-from .sites import GlobalStatistics
+from .sites import GlobalStatistics, Totals
 
 __all__ = ["streamable", "decoder_halo", "channels", "feature_bytes", "run_streamed", "FeatureFile", "FeatureFileError"]
 
@@ -41,6 +41,7 @@ __all__ = ["streamable", "decoder_halo", "channels", "feature_bytes", "run_strea
 # is short); the decoders' is measured per generator (decoder_halo):
 STEM_HALO = 12  # image px: stem 7×7 (3) + down1 3×3/2 (1) + down2 3×3/2 (2) = 6; with 4×4/2 (StarGAN's) 3+2+4 = 9
 BLOCK_HALO = 4  # encoder px: two 3×3 convolutions = 2
+CONV_HALO = 1  # encoder px: one 3×3 convolution (a block streamed layer by layer, _block_by_layers)
 
 
 def streamable(generator: nn.Module) -> bool:
@@ -207,25 +208,28 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
     stages = 2 + len(encoder.blocks)
     side = core + 2 * halo  # the plan's tile side in image px
     n, c, h, w = source.read((0, 4, 0, 4)).shape[0], channels(generator), height // 4, width // 4
-    current = FeatureFile(n, h, w, c)
+    files = [FeatureFile(n, h, w, c)]  # [the current stage's input, spares]
     try:
         say(f"exact tiling: stage 1/{stages} (stem and down-sampling)")
         run_exact(stem, _EncoderInput(source, generator, extra), grid(height, width, side - 2 * STEM_HALO, STEM_HALO),
-                  canvas=_FileCanvas(current))
+                  canvas=_FileCanvas(files[0]))
         # a block holds ~4 tensors of 4·ngf channels per encoder px: a third of the side keeps under the plan's bytes
-        block_tiles = grid(h, w, max(16, side // 3 - 2 * BLOCK_HALO), BLOCK_HALO, stride=1)
+        block_side = max(16, side // 3)
         for i, block in enumerate(encoder.blocks):
             say(f"exact tiling: stage {i + 2}/{stages} (residual block {i + 1})")
-            following = FeatureFile(n, h, w, c)
-            try:
-                run_exact(block, _FileSource(current), block_tiles, canvas=_FileCanvas(following))
-            except BaseException:
-                following.close()
-                raise
-            current.close()
-            current = following
+            layered = _layered(block)
+            while len(files) < (3 if layered else 2):
+                files.append(FeatureFile(n, h, w, c))
+            if layered:
+                _block_by_layers(block, *files[:3], grid(h, w, block_side - 2 * CONV_HALO, CONV_HALO, stride=1),
+                                 grid(h, w, block_side, 0, stride=1))
+                files[:2] = files[1], files[0]  # the output went to the first spare
+            else:
+                run_exact(block, _FileSource(files[0]), grid(h, w, block_side - 2 * BLOCK_HALO, BLOCK_HALO, stride=1),
+                          canvas=_FileCanvas(files[1]))
+                files[:2] = files[1], files[0]
         say(f"exact tiling: stage {stages}/{stages} (decoders)")
-        recording, features = _Recording(source), current
+        recording, features = _Recording(source), files[0]
         encoder.forward = lambda x: features.read(*(v // 4 for v in recording.box)).to(x.device, x.dtype)
         try:
             return run_exact(generator, recording, grid(height, width, side - 2 * halo, halo), extra, canvas,
@@ -233,4 +237,42 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
         finally:
             del encoder.forward
     finally:
-        current.close()
+        for file in files:
+            file.close()
+
+
+def _layered(block: nn.Module) -> bool:
+    """The block declares ``by_layers`` and both its norms are global-statistics sites (instance norms)."""
+    if not getattr(block, "by_layers", False):
+        return False
+    sites = {site.module for site in GlobalStatistics(block).sites}
+    return block.norm1 in sites and block.norm2 in sites
+
+
+def _block_by_layers(block: nn.Module, inputs: FeatureFile, first: FeatureFile, second: FeatureFile, tiles,
+                     cores) -> None:
+    """A block whose forward is x + norm2(conv2(relu(norm1(conv1(x))))) with 3×3 convolutions (``by_layers``),
+    each convolution run once: conv1 of ``inputs`` (tiles with a 1-px halo) to ``first``, norm1's statistics
+    gathered on the way; norm1 (frozen), ReLU and conv2 of ``first`` to ``second``, the same for norm2; then
+    x + norm2(``second``), core by core, to ``first``. ``run_exact`` would run conv1 twice and the block three
+    times (two statistics passes and the writing pass)."""
+    with GlobalStatistics(block) as switch:
+        norm1, norm2 = (next(s for s in switch.sites if s.module is m) for m in (block.norm1, block.norm2))
+        norm1.totals = Totals()
+        for tile in tiles:
+            _write_core(first, tile, block.conv1(inputs.read(*tile.box)), norm1.totals)
+        norm1.finish()
+        norm2.totals = Totals()
+        for tile in tiles:
+            _write_core(second, tile, block.conv2(torch.relu_(block.norm1(first.read(*tile.box)))), norm2.totals)
+        norm2.finish()
+        for tile in cores:
+            top, bottom, left, right = tile.core
+            first.write(top, left, inputs.read(top, bottom, left, right).add_(block.norm2(second.read(*tile.core))))
+
+
+def _write_core(file: FeatureFile, tile: Tile, out: Tensor, totals: Totals) -> None:
+    reg = tile.region()
+    core = out[..., reg.top:reg.bottom, reg.left:reg.right]
+    totals.add(core)
+    file.write(tile.core[0], tile.core[2], core)
