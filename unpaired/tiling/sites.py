@@ -54,6 +54,24 @@ class Region:
         return x[..., self.top // scale:self.bottom // scale, self.left // scale:self.right // scale]
 
 
+def var_mean_hw(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """(biased variance, mean) over (H, W) per (sample, channel), N×C. A contiguous or channels-last tensor in two
+    passes over a view of its pixels (the mean, then the norm of the centred pixels in ~4 MB chunks): on a
+    channels-last 256 × 250² tensor 28 ms against 106 ms for ``torch.var_mean`` (one thread); others (a tile's
+    core, a view) are copied channels-last first."""
+    n, c = x.shape[:2]
+    if x.is_contiguous(memory_format=torch.channels_last):
+        rows, dim = x.permute(0, 2, 3, 1).reshape(n, -1, c), 1
+    elif x.is_contiguous():
+        rows, dim = x.reshape(n, c, -1), 2
+    else:  # a tile's core cut from its output: copied channels-last (a copy and the fast path: 3x as fast)
+        return var_mean_hw(x.contiguous(memory_format=torch.channels_last))
+    mean = rows.mean(dim=dim, keepdim=True)
+    squares = sum(torch.linalg.vector_norm(part - mean, dim=dim, keepdim=True).square_()
+                  for part in rows.split(max(1, (1 << 20) // c), dim=dim))
+    return (squares / rows.shape[dim]).view(n, c), mean.view(n, c)
+
+
 class Totals:
     """Per (sample, channel): count, mean, sum of squared deviations (float64) and max, over the tiles added."""
 
@@ -64,7 +82,7 @@ class Totals:
         n = x.shape[-2] * x.shape[-1]
         if n == 0:
             return
-        var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=0)
+        var, mean = var_mean_hw(x.float())
         mean, m2, top = mean.double(), var.double() * n, x.amax(dim=(2, 3)).double()
         if self.mean is None:
             self.count, self.mean, self.m2, self.max = n, mean, m2, top

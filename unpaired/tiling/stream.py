@@ -274,5 +274,6 @@ def _block_by_layers(block: nn.Module, inputs: FeatureFile, first: FeatureFile, 
 def _write_core(file: FeatureFile, tile: Tile, out: Tensor, totals: Totals) -> None:
     reg = tile.region()
     core = out[..., reg.top:reg.bottom, reg.left:reg.right]
+    core = core.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last copy: the file's rows, and
+    file.write(tile.core[0], tile.core[2], core)                       # the fast path of the statistics
     totals.add(core)
-    file.write(tile.core[0], tile.core[2], core)
