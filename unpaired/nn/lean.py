@@ -8,6 +8,10 @@ CPU a contiguous (NCHW) ``ConvTranspose2d`` takes a work buffer of about twice i
 * every ``nn.InstanceNorm2d`` without running statistics normalises its input in place (statistics by
   ``torch.var_mean``, the biased variance as ``F.instance_norm``; affine weight and bias applied in place);
 * every ``nn.ReLU`` runs in place (``inplace=True`` for the block);
+* every plain ``nn.Sequential`` lets go of a padded convolution's input as soon as it is padded
+  (``_sequential_forward``), so the input, its padded copy and the output are never alive at once: the
+  reflection-padded 7×7 head reads the largest map (live-tensor peak at 128², ngf 64: AttentionGAN 0.743 ->
+  0.626 KB/px, CycleGAN 0.610 -> 0.586, U-GAT-IT light 1.66 -> 1.36);
 * on the CPU, the 4-D weights are channels-last, so every convolution (and transposed convolution) takes
   oneDNN's channels-last path and its output stays channels-last through the in-place layers: no im2col buffer,
   no layout conversion between layers.
@@ -28,6 +32,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["lean_inference", "instance_norm_"]
@@ -58,6 +63,24 @@ def instance_norm_(x: Tensor, eps: float, weight=None, bias=None, mean=None, var
     return x
 
 
+def _sequential_forward(sequence: nn.Sequential):
+    """``nn.Sequential.forward`` that lets go of a padded convolution's input once it is padded: the padded copy
+    and the convolution's output are then never alive beside it (a reflection-padded head reads the largest map)."""
+    children = list(sequence)
+
+    def forward(x: Tensor) -> Tensor:
+        for m in children:
+            if type(m) is nn.Conv2d and m.padding_mode != "zeros" and "forward" not in m.__dict__:
+                padded = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+                del x
+                x = F.conv2d(padded, m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
+                del padded
+            else:
+                x = m(x)
+        return x
+    return forward
+
+
 def _in_place_forward(module: nn.InstanceNorm2d):
     def forward(x: Tensor) -> Tensor:
         return instance_norm_(x, module.eps, module.weight, module.bias)
@@ -73,6 +96,8 @@ def lean_inference(generator: nn.Module) -> Iterator[nn.Module]:
     norms = [m for m in generator.modules() if isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats
              and "forward" not in m.__dict__]
     relus = [m for m in generator.modules() if isinstance(m, nn.ReLU) and not m.inplace]
+    sequences = [m for m in generator.modules() if isinstance(m, nn.Sequential)
+                 and type(m).forward is nn.Sequential.forward and "forward" not in m.__dict__]
     first = next(generator.parameters(), None)
     channels_last = first is not None and first.device.type == "cpu"
     generator._unpaired_lean = True
@@ -81,13 +106,15 @@ def lean_inference(generator: nn.Module) -> Iterator[nn.Module]:
             m.forward = _in_place_forward(m)
         for m in relus:
             m.inplace = True
+        for m in sequences:
+            m.forward = _sequential_forward(m)
         if channels_last:
             generator.to(memory_format=torch.channels_last)
         yield generator
     finally:
         if channels_last:
             generator.to(memory_format=torch.contiguous_format)
-        for m in norms:
+        for m in norms + sequences:
             m.__dict__.pop("forward", None)
         for m in relus:
             m.inplace = False

@@ -9,15 +9,16 @@ each from the file its predecessor wrote:
 
 1. the stem and the two down-sampling layers (3 sites, cheap): ``run_exact`` over image tiles, their output
    written to a file;
-2. each residual block, from the file of its input to a new file: a statistics pass for each of its two norms
-   (the first stops after the block's first convolution) and a pass that writes its output;
+2. each residual block, from the file of its input to a new file: layer by layer where the block declares
+   ``by_layers`` (:func:`_block_by_layers`: each convolution once, through a third file), else a statistics
+   pass for each of its two norms and a pass that writes its output (``run_exact``);
 3. the rest (decoders and the composition with the input; U-GAT-IT's CAM, MLP, AdaLIN blocks and up-sampling):
    ``run_exact`` over image tiles with the encoder replaced by a read of the last file, so its passes cost only
    the layers after the encoder, with their own, smaller halo (:func:`decoder_halo`).
 
 Every global statistic is still the whole image's and every tile's core is read or written with a halo of at
 least its stage's receptive-field radius, so the result is the whole-image result (tests/test_tiling.py: max abs
-≤ 1e-4 for each family). The files are float32, N × H/4 × W/4 × 4·ngf (6000²: 2.3 GB; two at a time), in the
+≤ 1e-4 for each family). The files are float32, N × H/4 × W/4 × 4·ngf (6000²: 2.3 GB; three at a time), in the
 temporary directory (``TMPDIR``), unnamed (gone when closed or when the process dies); rows are read and written
 with seek + read/write, so they live in the page cache, not in the process's memory.
 """
@@ -109,10 +110,11 @@ class FeatureFileError(RuntimeError):
 
 
 class FeatureFile:
-    """An N×H×W×C float32 array in an unnamed temporary file; windows are read and written row by row."""
+    """An N×H×W×C float32 array in an unnamed temporary file; windows are read and written row by row, read
+    windows go to ``device`` as ``dtype`` (the generator's)."""
 
-    def __init__(self, batch: int, height: int, width: int, channels: int):
-        self.shape = (batch, height, width, channels)
+    def __init__(self, batch: int, height: int, width: int, channels: int, device="cpu", dtype=torch.float32):
+        self.shape, self.device, self.dtype = (batch, height, width, channels), device, dtype
         try:
             self.file = tempfile.TemporaryFile()
             self.file.truncate(4 * batch * height * width * channels)  # sparse until written
@@ -132,7 +134,7 @@ class FeatureFile:
                 self.file.seek(self._offset(n, y, left))
                 if self.file.readinto(memoryview(window[n, i]).cast("B")) != window[n, i].nbytes:
                     raise _failed(OSError("a feature file was shorter than written"))
-        return torch.from_numpy(window).permute(0, 3, 1, 2)
+        return torch.from_numpy(window).permute(0, 3, 1, 2).to(self.device, self.dtype)
 
     def write(self, top: int, left: int, x: Tensor) -> None:
         rows = x.detach().float().cpu().permute(0, 2, 3, 1).contiguous().numpy()  # N×h×w×C
@@ -207,8 +209,11 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
     say = progress or (lambda _: None)
     stages = 2 + len(encoder.blocks)
     side = core + 2 * halo  # the plan's tile side in image px
-    n, c, h, w = source.read((0, 4, 0, 4)).shape[0], channels(generator), height // 4, width // 4
-    files = [FeatureFile(n, h, w, c)]  # [the current stage's input, spares]
+    probe = source.read((0, 4, 0, 4))
+    n, c, h, w = probe.shape[0], channels(generator), height // 4, width // 4
+    weight = next(generator.parameters())
+    new_file = lambda: FeatureFile(n, h, w, c, weight.device, weight.dtype)  # noqa: E731
+    files = [new_file()]  # [the current stage's input, spares]
     try:
         say(f"exact tiling: stage 1/{stages} (stem and down-sampling)")
         run_exact(stem, _EncoderInput(source, generator, extra), grid(height, width, side - 2 * STEM_HALO, STEM_HALO),
@@ -219,7 +224,7 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
             say(f"exact tiling: stage {i + 2}/{stages} (residual block {i + 1})")
             layered = _layered(block)
             while len(files) < (3 if layered else 2):
-                files.append(FeatureFile(n, h, w, c))
+                files.append(new_file())
             if layered:
                 _block_by_layers(block, *files[:3], grid(h, w, block_side - 2 * CONV_HALO, CONV_HALO, stride=1),
                                  grid(h, w, block_side, 0, stride=1))
@@ -230,7 +235,7 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
                 files[:2] = files[1], files[0]
         say(f"exact tiling: stage {stages}/{stages} (decoders)")
         recording, features = _Recording(source), files[0]
-        encoder.forward = lambda x: features.read(*(v // 4 for v in recording.box)).to(x.device, x.dtype)
+        encoder.forward = lambda x: features.read(*(v // 4 for v in recording.box))
         try:
             return run_exact(generator, recording, grid(height, width, side - 2 * halo, halo), extra, canvas,
                              exclude=encoder)
