@@ -7,9 +7,10 @@ measured on first use and kept on the module:
 * ``bytes_per_pixel``: the peak of live tensor bytes per input pixel in one pass on 128×128 inside
   ``lean_inference`` (the in-place layers every inference here runs with), counted by ``LiveTensorBytes``, times
   ``MARGIN`` for what that count cannot see (kernel scratch, the heap's free blocks). Counted at 128² / measured
-  peak RSS growth of whole-image inference at 1000², ngf 64 (docs/benchmarks.md): AttentionGAN 0.76 / 0.95 KB/px,
-  CycleGAN 0.62 / 0.98 KB/px, U-GAT-IT light 1.66 / 2.13 KB/px (the rule before it, 8 × the largest layer
-  output, said 2.0-2.1 KB/px for all three);
+  peak RSS growth of whole-image inference at 1000², ngf 64 (docs/benchmarks.md, session 8): AttentionGAN 0.76 /
+  0.95 KB/px, CycleGAN 0.62 / 0.98 KB/px, U-GAT-IT light 1.66 / 2.13 KB/px (the rule before it, 8 × the largest
+  layer output, said 2.0-2.1 KB/px for all three); since lean's Sequentials let go of a padded convolution's
+  input, counted: 0.63, 0.59 and 1.36;
 * ``halo``: the receptive-field radius, found by perturbing the centre of a random input with every global
   statistic frozen and seeing how far the outputs change, plus 8 px, rounded up to the stride. A halo this
   large makes tiling with frozen statistics exact (no core depends on anything outside its tile): the fast
