@@ -16,6 +16,7 @@ from unpaired.models.base import InputSize
 from unpaired.runfolder import ModelCard, save_generator
 from unpaired.tiling import plan
 from unpaired.tiling.plan import MIN_CORE, receptive_halo
+from unpaired.nn.lean import lean_inference
 from unpaired.tiling.stream import decoder_halo, feature_bytes
 from unpaired.tiling.runner import ArraySource, Canvas, grid, run_exact, run_fast
 
@@ -82,6 +83,10 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     if whole.heatmap is not None:
         assert (out.heatmap - whole.heatmap).abs().max() <= 1e-4
     assert "forward" not in vars(g.encoder)
+    with lean_inference(g):  # inside lean_inference (Translator's), its own encoder forward comes back after
+        lean_forward = vars(g.encoder).get("forward")
+        assert (run_tiled(g, x, chosen, extra).image - whole.image).abs().max() <= 1e-4
+        assert lean_forward is not None and vars(g.encoder).get("forward") is lean_forward
     short = Plan("exact", core=36 + 2 * chosen.halo - 8, halo=4, streamed=True)  # the decoders' tiles as above
     assert (run_tiled(g, x, short, extra).image - whole.image).abs().max() > 1e-3
     smaller = Plan("exact", core=16, halo=chosen.halo, streamed=True)  # more than one tile a block

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 import numpy as np
@@ -68,19 +69,15 @@ def decoder_halo(generator: nn.Module, extra=(), device="cpu") -> int:
     while True:
         features = torch.randn(1, channels(generator), size, size, generator=torch.Generator().manual_seed(0))
         features = [features.to(device)]
-        encoder.forward = lambda x: features[0]
-        try:
-            image = torch.zeros(1, 3, 4 * size, 4 * size, device=device)
-            with GlobalStatistics(generator, exclude=encoder) as switch:
-                switch.collect(switch.sites)
-                generator(image, *extra)
-                switch.finish()
-                base = generator(image, *extra)
-                features[0] = features[0].clone()
-                features[0][..., size // 2, size // 2] += 1.0
-                moved = generator(image, *extra)
-        finally:
-            del encoder.forward
+        image = torch.zeros(1, 3, 4 * size, 4 * size, device=device)
+        with _forward_replaced(encoder, lambda x: features[0]), GlobalStatistics(generator, exclude=encoder) as switch:
+            switch.collect(switch.sites)
+            generator(image, *extra)
+            switch.finish()
+            base = generator(image, *extra)
+            features[0] = features[0].clone()
+            features[0][..., size // 2, size // 2] += 1.0
+            moved = generator(image, *extra)
         changed = (base.image - moved.image).abs().amax(dim=(0, 1))
         if base.attention is not None:
             changed = changed + (base.attention - moved.attention).abs().amax(dim=(0, 1))
@@ -93,6 +90,20 @@ def decoder_halo(generator: nn.Module, extra=(), device="cpu") -> int:
         size *= 2
     generator._unpaired_decoder_halo = 4 * math.ceil((reach + 4) / 4)
     return generator._unpaired_decoder_halo
+
+
+@contextmanager
+def _forward_replaced(module: nn.Module, forward):
+    """``module.forward`` is ``forward`` inside the block; afterwards what it was (lean_inference's, or the class's)."""
+    previous = module.__dict__.get("forward")
+    module.forward = forward
+    try:
+        yield
+    finally:
+        if previous is None:
+            del module.forward
+        else:
+            module.forward = previous
 
 
 def channels(generator: nn.Module) -> int:
@@ -235,12 +246,9 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
                 files[:2] = files[1], files[0]
         say(f"exact tiling: stage {stages}/{stages} (decoders)")
         recording, features = _Recording(source), files[0]
-        encoder.forward = lambda x: features.read(*(v // 4 for v in recording.box))
-        try:
+        with _forward_replaced(encoder, lambda x: features.read(*(v // 4 for v in recording.box))):
             return run_exact(generator, recording, grid(height, width, side - 2 * halo, halo), extra, canvas,
                              exclude=encoder)
-        finally:
-            del encoder.forward
     finally:
         for file in files:
             file.close()
