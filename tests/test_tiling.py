@@ -99,22 +99,29 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3
 
 
+# The fast mode's mean error (in [-1, 1] units; ×127.5 for 0-255) with statistics from 1/4 of the pixels, measured
+# here for each family (one thread, 2026-12-07): these perturbed random weights amplify the statistics' change far
+# more than a trained model (docs/benchmarks.md). The bound is 1.5× it (the max is bounded by the output range, 2).
+FAST_MEAN_ERROR = {"cyclegan": 0.158, "attentiongan": 0.098, "attentiongan-s1": 0.159, "ugatit-light": 0.188,
+                   "attentiongan-multi": 0.234}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
 @torch.no_grad()
-def test_fast_mode_error_is_that_of_its_statistics():
+def test_fast_mode_error_is_that_of_its_statistics(family):
     """With the receptive-field halo the tiles add no error (a full-size 'preview' gives the whole image's
     statistics, and then fast == whole); with a preview of 1/4 of the pixels the error is that of the shrunk
-    statistics. Measured here: mean 0.098, max 1.22 (in [-1, 1] units; ×127.5 for 0-255): these perturbed
-    random weights amplify the statistics' change far more than the trained model of docs/benchmarks.md. The
-    bound is 1.5× the mean (the max is bounded by the output range, 2)."""
-    g = generator("attentiongan", ngf=4, n_blocks=1, n_masks=4)
+    statistics, bounded per family (FAST_MEAN_ERROR)."""
+    name, kwargs, extra = FAMILIES[family]
+    g = generator(name, **kwargs)
     source = ArraySource(face(104, 88), 4, "cpu")
-    whole = g(source.read((0, 88, 0, 104)))
-    tiles = grid(88, 104, 36, receptive_halo(g))
-    same = run_fast(g, source, tiles, (), Canvas(88, 104, uint8=False), preview_pixels=88 * 104).output()
+    whole = g(source.read((0, 88, 0, 104)), *extra)
+    tiles = grid(88, 104, 36, receptive_halo(g, extra))
+    same = run_fast(g, source, tiles, extra, Canvas(88, 104, uint8=False), preview_pixels=88 * 104).output()
     assert (same.image - whole.image).abs().max() <= 1e-4
-    fast = run_fast(g, source, tiles, (), Canvas(88, 104, uint8=False), preview_pixels=88 * 104 // 4).output()
+    fast = run_fast(g, source, tiles, extra, Canvas(88, 104, uint8=False), preview_pixels=88 * 104 // 4).output()
     error = (fast.image - whole.image).abs()
-    assert 0 < error.mean() <= 0.15
+    assert 0 < error.mean() <= 1.5 * FAST_MEAN_ERROR[family]
 
 
 def test_plan_tiles_only_over_the_budget():
