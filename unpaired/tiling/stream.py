@@ -220,8 +220,7 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
     say = progress or (lambda _: None)
     stages = 2 + len(encoder.blocks)
     side = core + 2 * halo  # the plan's tile side in image px
-    probe = source.read((0, 4, 0, 4))
-    n, c, h, w = probe.shape[0], channels(generator), height // 4, width // 4
+    n, c, h, w = source.read((0, 4, 0, 4)).shape[0], channels(generator), height // 4, width // 4
     weight = next(generator.parameters())
     new_file = lambda: FeatureFile(n, h, w, c, weight.device, weight.dtype)  # noqa: E731
     files = [new_file()]  # [the current stage's input, spares]
@@ -239,11 +238,10 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
             if layered:
                 _block_by_layers(block, *files[:3], grid(h, w, block_side - 2 * CONV_HALO, CONV_HALO, stride=1),
                                  grid(h, w, block_side, 0, stride=1))
-                files[:2] = files[1], files[0]  # the output went to the first spare
             else:
                 run_exact(block, _FileSource(files[0]), grid(h, w, block_side - 2 * BLOCK_HALO, BLOCK_HALO, stride=1),
                           canvas=_FileCanvas(files[1]))
-                files[:2] = files[1], files[0]
+            files[:2] = files[1], files[0]  # the block's output (in the first spare) is the next one's input
         say(f"exact tiling: stage {stages}/{stages} (decoders)")
         recording, features = _Recording(source), files[0]
         with _forward_replaced(encoder, lambda x: features.read(*(v // 4 for v in recording.box))):
@@ -285,8 +283,9 @@ def _block_by_layers(block: nn.Module, inputs: FeatureFile, first: FeatureFile, 
 
 
 def _write_core(file: FeatureFile, tile: Tile, out: Tensor, totals: Totals) -> None:
+    """The tile's core of ``out`` to ``file``, its statistics to ``totals``; copied channels-last once, which is
+    both the file's row layout and the statistics' fast path (sites.var_mean_hw)."""
     reg = tile.region()
-    core = out[..., reg.top:reg.bottom, reg.left:reg.right]
-    core = core.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last copy: the file's rows, and
-    file.write(tile.core[0], tile.core[2], core)                       # the fast path of the statistics
+    core = out[..., reg.top:reg.bottom, reg.left:reg.right].contiguous(memory_format=torch.channels_last)
+    file.write(tile.core[0], tile.core[2], core)
     totals.add(core)
