@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "whole-image inference would need more is translated in tiles (e.g. 1500M, 4G)")
     p.add_argument("--tiling", default="auto", choices=["auto", "whole", "fast", "exact"],
                    help="auto (default): whole image when it fits --max-memory, else exact tiles, the encoder "
-                        "streamed through feature files in TMPDIR (fast tiles where TMPDIR lacks the room); fast: statistics from a shrunk copy (docs/benchmarks.md: its "
-                        "error); exact: equals whole-image inference; whole: never tile")
+                        "streamed through feature files in TMPDIR (fast tiles where TMPDIR lacks the room); fast: "
+                        "statistics from a shrunk copy (docs/benchmarks.md: its error); exact: equals whole-image "
+                        "inference; whole: never tile")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images declaring more than N pixels before decoding them (default: "
                         "UNPAIRED_MAX_PIXELS or 89478485)")

@@ -30,11 +30,11 @@ TRIM_SHARE = 0.9  # of the budget: above it, memory kept after a tile goes back 
 
 
 def _run(generator, source, height, width, chosen: Plan, extra, canvas, progress):
-    tiles = grid(source.height, source.width, chosen.core, chosen.halo)
     with trim_above(int(TRIM_SHARE * chosen.budget)) if chosen.budget else contextlib.nullcontext():
         if chosen.mode == "exact" and chosen.streamed:
             return run_streamed(generator, source, source.height, source.width, chosen.core, chosen.halo, extra,
                                 canvas, progress)
+        tiles = grid(source.height, source.width, chosen.core, chosen.halo)
         if chosen.mode == "exact":
             return run_exact(generator, source, tiles, extra, canvas, progress)
         return run_fast(generator, source, tiles, extra, canvas, preview_pixels=chosen.preview)

@@ -41,6 +41,7 @@ from torch.utils._pytree import tree_flatten
 
 from ..host_memory import release_freed_memory, resident_bytes
 from ..nn.lean import lean_inference
+from .runner import change_reach
 from .sites import GlobalStatistics
 from .stream import decoder_halo, feature_bytes, streamable
 
@@ -173,12 +174,7 @@ def receptive_halo(generator, extra=(), stride: int = 4, device="cpu") -> int:
             c = size // 2
             y[..., c - 2:c + 2, c - 2:c + 2] += 0.5
             moved = generator(y, *extra)
-        pairs = [(base.image, moved.image)] + ([(base.attention, moved.attention)] if base.attention is not None else [])
-        changed = sum((a - b).abs().amax(dim=(0, 1)) for a, b in pairs)
-        rows = torch.nonzero(changed.amax(dim=1) > 0).flatten()
-        cols = torch.nonzero(changed.amax(dim=0) > 0).flatten()
-        reach = 0 if not len(rows) else max(c - 2 - int(rows.min()), int(rows.max()) - c - 1,
-                                             c - 2 - int(cols.min()), int(cols.max()) - c - 1)
+        reach = change_reach(base, moved, c - 2, c + 1)
         if reach < c - 8 or size >= 1024:
             break
         size *= 2

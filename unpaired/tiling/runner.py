@@ -26,7 +26,8 @@ from ..host_memory import release_freed_memory, resident_bytes
 from ..nn.outputs import GeneratorOutput
 from .sites import GlobalStatistics, Region, StopForward
 
-__all__ = ["Tile", "grid", "ArraySource", "TensorSource", "Canvas", "run_exact", "run_fast", "trim_above"]
+__all__ = ["Tile", "grid", "ArraySource", "TensorSource", "Canvas", "run_exact", "run_fast", "trim_above",
+           "change_reach"]
 
 _trim_above = None  # bytes: see trim_above
 
@@ -166,6 +167,17 @@ class Canvas:
     def output(self) -> GeneratorOutput:
         """(float mode) The whole outputs as the generator would return them (no ``content``)."""
         return GeneratorOutput(image=self.image, attention=self.masks, heatmap=self.heatmap)
+
+
+def change_reach(base: GeneratorOutput, moved: GeneratorOutput, first: int, last: int) -> int:
+    """How far (px) beyond the changed input square (rows and columns ``first``..``last``) the outputs (image and
+    attention maps) of two passes differ: the receptive-field probes of plan.py and stream.py."""
+    pairs = [(base.image, moved.image)] + ([(base.attention, moved.attention)] if base.attention is not None else [])
+    changed = sum((a - b).abs().amax(dim=(0, 1)) for a, b in pairs)
+    rows, cols = (torch.nonzero(changed.amax(dim=d) > 0).flatten() for d in (1, 0))
+    if not len(rows):
+        return 0
+    return max(first - int(rows.min()), int(rows.max()) - last, first - int(cols.min()), int(cols.max()) - last)
 
 
 def _unit_u8(m: torch.Tensor) -> np.ndarray:

@@ -4,8 +4,9 @@
 site: about sites/2 + 1 forward passes, 13.5 for the 9-block ResNets (25 instance norms in AttentionGAN). For the
 generators whose ``forward`` begins with ``self.encoder(x)`` of the image alone (or of ``encoder_input(x, *extra)``:
 the multi-domain model's image and label channels), the encoder a Sequential of ``stem``, ``down1``, ``down2``
-and ``blocks`` (CycleGAN, AttentionGAN Schemes I and II, U-GAT-IT light, the multi-domain model: ``streamable``), the encoder's output is built at its own resolution (1/4 of the image's) one stage at a time,
-each from the file its predecessor wrote:
+and ``blocks`` (CycleGAN, AttentionGAN Schemes I and II, U-GAT-IT light, the multi-domain model: ``streamable``),
+the encoder's output is built at its own resolution (1/4 of the image's) one stage at a time, each from the file
+its predecessor wrote:
 
 1. the stem and the two down-sampling layers (3 sites, cheap): ``run_exact`` over image tiles, their output
    written to a file;
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .runner import Tile, grid, run_exact
+from .runner import Tile, change_reach, grid, run_exact
 from .sites import GlobalStatistics, Totals
 
 __all__ = ["streamable", "decoder_halo", "channels", "feature_bytes", "run_streamed", "FeatureFile", "FeatureFileError"]
@@ -48,8 +49,8 @@ CONV_HALO = 1  # encoder px: one 3×3 convolution (a block streamed layer by lay
 
 def streamable(generator: nn.Module) -> bool:
     """Whether the generator declares ``streamable`` (its forward begins with ``self.encoder(x)`` of the image
-    alone, or of ``self.encoder_input(x, *extra)``) and its encoder is a Sequential of ``stem``, ``down1``, ``down2`` and ``blocks`` (one tensor in, one
-    out, each)."""
+    alone, or of ``self.encoder_input(x, *extra)``) and its encoder is a Sequential of ``stem``, ``down1``,
+    ``down2`` and ``blocks`` (one tensor in, one out, each)."""
     encoder = getattr(generator, "encoder", None)
     return bool(getattr(generator, "streamable", False)) and isinstance(encoder, nn.Sequential) and all(
         hasattr(encoder, name) for name in ("stem", "down1", "down2", "blocks"))
@@ -78,13 +79,8 @@ def decoder_halo(generator: nn.Module, extra=(), device="cpu") -> int:
             features[0] = features[0].clone()
             features[0][..., size // 2, size // 2] += 1.0
             moved = generator(image, *extra)
-        changed = (base.image - moved.image).abs().amax(dim=(0, 1))
-        if base.attention is not None:
-            changed = changed + (base.attention - moved.attention).abs().amax(dim=(0, 1))
-        rows, cols = (torch.nonzero(changed.amax(dim=d) > 0).flatten() for d in (1, 0))
         centre = 4 * (size // 2)  # the changed encoder pixel covers image px centre .. centre + 3
-        reach = max(centre - int(rows.min()), int(rows.max()) - centre - 3,
-                    centre - int(cols.min()), int(cols.max()) - centre - 3) if len(rows) else 0
+        reach = change_reach(base, moved, centre, centre + 3)
         if reach < 2 * size - 8 or size >= 256:
             break
         size *= 2
