@@ -65,8 +65,8 @@ def test_exact_tiling_equals_whole_image(family):
 def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     """The exact mode with the encoder streamed through files (stream.py): two residual blocks (a file written
     and read per block), each stage over several tiles (decoders 3 × 3), a batch of 2 (the float path); equal
-    within 1e-4, the encoder's own forward back afterwards, with the blocks streamed layer by layer or by
-    run_exact's passes. A decoder, convolution or block halo short of its stage's reach breaks it (so the test
+    within 1e-4, the encoder's own forward back afterwards, with the blocks (U-GAT-IT light: its decoder's AdaLIN
+    blocks too) streamed layer by layer or by run_exact's passes. A decoder, convolution or block halo short of its stage's reach breaks it (so the test
     can fail)."""
     from unpaired.tiling import Plan, run_tiled, stream
 
@@ -87,13 +87,21 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
         lean_forward = vars(g.encoder).get("forward")
         assert (run_tiled(g, x, chosen, extra).image - whole.image).abs().max() <= 1e-4
         assert lean_forward is not None and vars(g.encoder).get("forward") is lean_forward
-    short = Plan("exact", core=36 + 2 * chosen.halo - 8, halo=4, streamed=True)  # the decoders' tiles as above
+    short = Plan("exact", core=36 + 16, halo=chosen.halo - 8, streamed=True)  # under the reach; tiles as above
     assert (run_tiled(g, x, short, extra).image - whole.image).abs().max() > 1e-3
     smaller = Plan("exact", core=16, halo=chosen.halo, streamed=True)  # more than one tile a block
+    for name in ("STEM_CONV_HALO", "DOWN_HALO"):  # the stem's two stages (through a 1/2-resolution file), each short
+        kept = getattr(stream, name)
+        monkeypatch.setattr(stream, name, 0)
+        assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3
+        monkeypatch.setattr(stream, name, kept)
     monkeypatch.setattr(stream, "CONV_HALO", 0)  # each block's convolutions reach 1 px
     assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3
-    for block in g.encoder.blocks:  # the blocks by run_exact's passes instead of layer by layer: the same result
+    assert stream.streams_decoder(g) == (family == "ugatit-light")  # its AdaLIN blocks layer by layer too
+    for block in [*g.encoder.blocks, *getattr(g, "decoder", ())]:  # by run_exact's passes instead: the same result
         block.by_layers = False
+    assert not stream.streams_decoder(g)
+    smaller = Plan("exact", core=16, halo=decoder_halo(g, one), streamed=True)  # U-GAT-IT: its decoder blocks' halo
     assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() <= 1e-4
     monkeypatch.setattr(stream, "BLOCK_HALO", 1)  # the blocks reach 2 px
     assert (run_tiled(g, x, smaller, extra).image - whole.image).abs().max() > 1e-3

@@ -113,6 +113,8 @@ class EncoderResnetBlock(nn.Module):
 class AdaLINResnetBlock(nn.Module):
     """x + [conv3, AdaLIN(gamma, beta), ReLU, conv3, AdaLIN(gamma, beta)](x); both norms share gamma, beta."""
 
+    by_layers = True  # x + norm2(conv2(relu(norm1(conv1(x), γ, β))), γ, β), 3×3: tiled inference streams it by layers
+
     def __init__(self, dim: int, tf: bool = False):
         super().__init__()
         self.conv1, self.norm1 = _conv(dim, dim, 3, tf=tf), AdaLIN(dim, unbiased=not tf)
@@ -158,6 +160,7 @@ class UGATITGenerator(nn.Module):
         self.light, self.img_size = light, img_size
         self.fixed_size = None if light else img_size  # the full MLP flattens an img_size/4 feature map
         self.streamable = light  # forward begins with self.encoder(x) of the image alone (tiling/stream.py)
+        self.streams_decoder = light  # and goes on as below: cam (pointwise but for its logits), style, decoder blocks
         dim, tf = 4 * ngf, variant == "tf"
         self.encoder = nn.Sequential(OrderedDict(
             stem=_conv_in_relu(in_ch, ngf, 7, 1, tf),
@@ -185,11 +188,19 @@ class UGATITGenerator(nn.Module):
             raise ValueError(f"full U-GAT-IT runs only at its training size {size}×{size}, "
                              f"got {tuple(x.shape[-2:])} (use ugatit-light for other sizes)")
         attended, cam_logit, heatmap = self.cam(self.encoder(x))
-        gamma, beta = self.mlp(self.pool_features(attended) if self.light else attended.flatten(1))
+        gamma, beta = self.style(attended)
         y = attended
         for block in self.decoder:
             y = block(y, gamma, beta)
-        return GeneratorOutput(image=torch.tanh(self.upsample(y)), cam_logit=cam_logit, heatmap=heatmap)
+        return GeneratorOutput(image=self.to_image(y), cam_logit=cam_logit, heatmap=heatmap)
+
+    def style(self, attended: Tensor):
+        """AdaLIN's (gamma, beta), N×C each, from the MLP on the attended features (light: their global average)."""
+        return self.mlp(self.pool_features(attended) if self.light else attended.flatten(1))
+
+    def to_image(self, y: Tensor) -> Tensor:
+        """The decoder blocks' output up-sampled to the image, tanh."""
+        return torch.tanh(self.upsample(y))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -73,17 +73,19 @@ def var_mean_hw(x: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 class Totals:
-    """Per (sample, channel): count, mean, sum of squared deviations (float64) and max, over the tiles added."""
+    """Per (sample, channel): count, mean, sum of squared deviations (float64) and, where ``maxima`` (the CAM
+    head's global max pooling), max, over the tiles added."""
 
-    def __init__(self):
-        self.count, self.mean, self.m2, self.max = 0, None, None, None
+    def __init__(self, maxima: bool = False):
+        self.count, self.mean, self.m2, self.max, self.maxima = 0, None, None, None, maxima
 
     def add(self, x: Tensor) -> None:
         n = x.shape[-2] * x.shape[-1]
         if n == 0:
             return
         var, mean = var_mean_hw(x.float())
-        mean, m2, top = mean.double(), var.double() * n, x.amax(dim=(2, 3)).double()
+        mean, m2 = mean.double(), var.double() * n
+        top = x.amax(dim=(2, 3)).double() if self.maxima else None  # 10% of a streamed run where not needed
         if self.mean is None:
             self.count, self.mean, self.m2, self.max = n, mean, m2, top
             return
@@ -91,7 +93,7 @@ class Totals:
         delta = mean - self.mean
         self.mean = self.mean + delta * (n / total)
         self.m2 = self.m2 + m2 + delta * delta * (self.count * n / total)
-        self.max = torch.maximum(self.max, top)
+        self.max = torch.maximum(self.max, top) if self.maxima else None
         self.count = total
 
 
@@ -99,6 +101,7 @@ class Site:
     """One global-statistics layer: ``attr`` of ``module`` is replaced while the switch is on."""
 
     attr = "forward"
+    maxima = False  # whether its statistics include the maximum (Totals)
 
     def __init__(self, module: nn.Module, switch: "GlobalStatistics"):
         self.module, self.switch = module, switch
@@ -114,10 +117,9 @@ class Site:
         def call(*args):
             if self.totals is not None:
                 self.totals.add(self.switch.region.crop(args[0]) if self.switch.region else args[0])
-            out = original(*args) if self.stats is None else self.frozen(*args)
-            if self.stop:
+            if self.stop:  # the pass was for these statistics: nothing after them is needed
                 raise StopForward
-            return out
+            return original(*args) if self.stats is None else self.frozen(*args)
 
         setattr(self.module, self.attr, call)
 
@@ -172,6 +174,7 @@ class LayerInstanceSite(Site):
 
 class CAMPoolSite(Site):
     attr = "pool"
+    maxima = True
 
     def finalise(self, t: Totals):
         return t.mean, t.max
@@ -236,7 +239,7 @@ class GlobalStatistics:
     def collect(self, sites, stop: bool = False) -> None:
         """``sites`` start collecting (each stops the pass after it has run when ``stop``)."""
         for site in sites:
-            site.totals, site.stop = Totals(), stop
+            site.totals, site.stop = Totals(site.maxima), stop
 
     def finish(self) -> List[Site]:
         """Every site that collected anything takes its totals as statistics; returns them."""
