@@ -263,12 +263,39 @@ def test_a_full_disk_fails_one_image_with_a_line_and_keeps_the_others(tiny_run, 
     Image.fromarray(face(64, 64)).save(inputs / "small.png")  # whole: no file
     budget = resident_bytes() + 500 * 1024 ** 2  # the command's own growth (the model, the probe) is ~0.15 GB
     rc = main(["translate", "--checkpoint", str(tiny_run), "--input", str(inputs), "--output", str(tmp_path / "out"),
-               "--max-memory", str(budget), "--batch-size", "1"])
-    err = capsys.readouterr().err
+               "--max-memory", str(budget), "--batch-size", "2"])  # one batch: the failure does not sink small.png
+    out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if "big.png" in line]
     assert rc == 1 and len(lines) == 1 and "No space left on device" in lines[0] and "TMPDIR" in lines[0], err
+    assert sum("big.png: tiling" in line for line in out.splitlines()) == 1, out  # tried once, not again alone
     assert "Traceback" not in err and (tmp_path / "out" / "small.png").exists()
     assert not (tmp_path / "out" / "big.png").exists()
+
+
+def test_a_batch_that_fails_is_tried_image_by_image(monkeypatch):
+    """``translate_batch(on_error=...)``: a batch of one size that fails (out of memory at batch 2, simulated) is
+    tried again one image at a time; an image that fails alone is reported to on_error and the rest is kept.
+    Without on_error the error goes up."""
+    import unpaired.inference as inference
+
+    name, kwargs, _ = FAMILIES["cyclegan"]
+    card = {"model": name, "args": kwargs, "direction": "AtoB", "input_size": InputSize(train=32, multiple=4)}
+    t = inference.Translator({"AtoB": generator(name, **kwargs)}, {"AtoB": card}, max_memory=2 ** 40)
+    real = inference.run_any_size
+
+    def two_at_a_time_fails(g, batch, *args, **kwargs):
+        if batch.shape[0] > 1 or batch.shape[-1] == 4:  # a batch, or the 4-px image: "cannot"
+            raise MemoryError("simulated")
+        return real(g, batch, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "run_any_size", two_at_a_time_fails)
+    images = [Image.fromarray(face(48, 40)), Image.fromarray(face(48, 40)[::-1].copy()), Image.fromarray(face(4, 4))]
+    errors = []
+    results = t.translate_batch(images, on_error=lambda i, e: errors.append((i, str(e))))
+    assert [r is not None for r in results] == [True, True, False] and errors == [(2, "simulated")]
+    assert results[0].image.size == (48, 40) and results[0].image != results[1].image
+    with pytest.raises(MemoryError):
+        t.translate_batch(images[:2])
 
 
 def test_full_ugatit_is_resized_not_tiled():

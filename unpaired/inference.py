@@ -19,9 +19,10 @@ uint8 pixels, when the image is over the budget).
 from __future__ import annotations
 
 import glob
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -192,10 +193,15 @@ class Translator:
 
     @torch.no_grad()
     def translate_batch(self, images: Sequence[ImageLike], direction: Optional[str] = None,
-                        target=None, attention: bool = True, names: Optional[Sequence[str]] = None) -> List[Translation]:
+                        target=None, attention: bool = True, names: Optional[Sequence[str]] = None,
+                        on_error: Optional[Callable[[int, Exception], None]] = None) -> List[Optional[Translation]]:
         """Translate images (batched where sizes agree); outputs have each input's own size. An image over the
         memory budget is translated alone, in tiles (``attention=False``: its masks are not kept). ``names``:
-        the images' sources, for ``Translation.source`` and the progress line (paths name themselves)."""
+        the images' sources, for ``Translation.source`` and the progress line (paths name themselves).
+        ``on_error(i, error)``: an image that cannot be translated (RuntimeError, ValueError, MemoryError: too
+        small, out of memory, no room for tiling's files) is reported there and its result is None, the others go
+        on (a batch that fails is tried again image by image; the tiled ones are not done twice); without it the
+        error is raised."""
         key, label = self._resolve(direction, target)
         generator, rule = self.generators[key], self.cards[key].input_size
         if names is not None:
@@ -213,20 +219,38 @@ class Translator:
                     continue
                 if self.progress:
                     self.progress(f"{sources[i] or 'image'}: {chosen.describe(size[1], size[0])}")
-                pixels = _pixels(x)
-                if rule.fixed:
-                    image, masks, fg = tiling.translate_resized(generator, pixels, rule.fixed, extra)
-                else:
-                    image, masks, fg = tiling.translate_pixels(generator, pixels, chosen, extra, attention=attention,
-                                                               device=self.device, progress=self.progress)
-                results[i] = Translation(image=image, masks=masks, attention=fg, source=sources[i], tiled=True)
+                with _reported(on_error, i):
+                    pixels = _pixels(x)
+                    if rule.fixed:
+                        image, masks, fg = tiling.translate_resized(generator, pixels, rule.fixed, extra)
+                    else:
+                        image, masks, fg = tiling.translate_pixels(generator, pixels, chosen, extra,
+                                                                   attention=attention, device=self.device,
+                                                                   progress=self.progress)
+                    results[i] = Translation(image=image, masks=masks, attention=fg, source=sources[i], tiled=True)
             for size, idx in groups.items():
-                batch = torch.stack([_tensor(inputs[i]) for i in idx]).to(self.device)
-                labels = None if label is None else label.to(self.device).expand(len(idx), -1)
-                out = run_any_size(generator, batch, labels, size=rule)
-                for j, i in enumerate(idx):
-                    results[i] = _to_translation(out, j, size, sources[i])
+                try:
+                    self._translate_whole(generator, rule, [inputs[i] for i in idx], label, size,
+                                          [sources[i] for i in idx], idx, results)
+                except _TRANSLATION_ERRORS as error:
+                    if on_error is None:
+                        raise
+                    if len(idx) == 1:
+                        on_error(idx[0], error)
+                        continue
+                    for i in idx:  # find the one that fails, keep the others
+                        with _reported(on_error, i):
+                            self._translate_whole(generator, rule, [inputs[i]], label, size, [sources[i]], [i],
+                                                  results)
         return results
+
+    def _translate_whole(self, generator, rule: InputSize, inputs, label, size, sources, places, results) -> None:
+        """Images of one size as one batch, whole-image inference, into ``results`` at ``places``."""
+        batch = torch.stack([_tensor(x) for x in inputs]).to(self.device)
+        labels = None if label is None else label.to(self.device).expand(len(inputs), -1)
+        out = run_any_size(generator, batch, labels, size=rule)
+        for j, i in enumerate(places):
+            results[i] = _to_translation(out, j, size, sources[j])
 
     def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra, attention: bool) -> Optional[tiling.Plan]:
         """None: whole-image inference; else how to tile (or, for a fixed-size generator, resize with PIL)."""
@@ -290,6 +314,21 @@ def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optiona
     if ph or pw:
         out = _map_spatial(out, lambda x: x[..., :h, :w])
     return out
+
+
+_TRANSLATION_ERRORS = (RuntimeError, ValueError, MemoryError)  # too small, out of memory, tiling's files failed
+
+
+@contextmanager
+def _reported(on_error: Optional[Callable[[int, Exception], None]], i: int) -> Iterator[None]:
+    """Inside the block, a translation error of image ``i`` goes to ``on_error`` (when given) instead of up."""
+    if on_error is None:
+        yield
+        return
+    try:
+        yield
+    except _TRANSLATION_ERRORS as error:
+        on_error(i, error)
 
 
 def _map_spatial(out: GeneratorOutput, fn) -> GeneratorOutput:

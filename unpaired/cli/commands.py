@@ -151,22 +151,16 @@ def _translate_each(translator, paths, direction, batch_size, target, failed, at
                 chunk.append((path, np.asarray(load_rgb(path))))  # the PIL image (4 B/px) freed at once
             except BadImageError as e:
                 fail(path, str(e)[len(f"{path}: "):] if str(e).startswith(f"{path}: ") else str(e))
-        try:
-            results = translator.translate_batch([im for _, im in chunk], direction, target=target,
-                                                 attention=attention, names=[str(p) for p, _ in chunk])
-        except (RuntimeError, ValueError, MemoryError):  # one image too small or too large: find it, keep the others
-            for path, image in chunk:
-                try:
-                    yield path, translator.translate_batch([image], direction, target=target, attention=attention,
-                                                           names=[str(path)])[0]
-                except (RuntimeError, ValueError, MemoryError) as e:
-                    fail(path, _why_not(e, image))
-        else:
-            named = [p for p, _ in chunk]
-            del chunk  # the inputs are not needed while the outputs are written (8000²: 192 MB)
-            yield from zip(named, results)
-            continue
+        named, images = [p for p, _ in chunk], [image for _, image in chunk]
         del chunk
+
+        def report(i, error, images=images):  # one line per image that fails; the others go on
+            fail(named[i], _why_not(error, images[i]))
+
+        results = translator.translate_batch(images, direction, target=target, attention=attention,
+                                             names=[str(p) for p in named], on_error=report)
+        del images, report  # the inputs are not needed while the outputs are written (8000²: 192 MB)
+        yield from ((path, result) for path, result in zip(named, results) if result is not None)
 
 
 def _why_not(error: Exception, image) -> str:
