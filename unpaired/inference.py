@@ -260,10 +260,9 @@ class Translator:
         if rule.fixed:  # the network sees fixed×fixed; only the full-size float copies can outgrow the budget
             return tiling.Plan("resized", rule.fixed, budget=self.max_memory) if 64 * h * w > self.max_memory else None
         ph, pw = h + (-h) % rule.multiple, w + (-w) % rule.multiple
-        first = tuple(e[:1] for e in extra)
-        masks = tiling.attention_maps(generator, first, self.device) if attention else 0
+        masks = tiling.attention_maps(generator, extra, self.device) if attention else 0
         chosen = tiling.plan(generator, ph, pw, mode=self.tiling_mode, budget=self.max_memory, masks=masks,
-                             padded=(ph, pw) != (h, w), extra=first,
+                             padded=(ph, pw) != (h, w), extra=extra,
                              stride=max(4, rule.multiple), device=self.device)
         return None if chosen.mode == "whole" else chosen
 
@@ -302,10 +301,9 @@ def run_any_size(generator: torch.nn.Module, batch: torch.Tensor, label: Optiona
         batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
     chosen = None
     if max_memory is not None and _tileable(generator):
-        first = tuple(e[:1] for e in extra)
         chosen = tiling.plan(generator, batch.shape[-2], batch.shape[-1], budget=max_memory, uint8=False,
-                             batch=batch.shape[0], masks=tiling.attention_maps(generator, first, batch.device),
-                             padded=bool(ph or pw), extra=first, stride=max(4, m), device=batch.device)
+                             batch=batch.shape[0], masks=tiling.attention_maps(generator, extra, batch.device),
+                             padded=bool(ph or pw), extra=extra, stride=max(4, m), device=batch.device)
     with lean_inference(generator):
         if chosen is not None and chosen.mode != "whole":
             out = tiling.run_tiled(generator, batch, chosen, extra)

@@ -149,10 +149,17 @@ def bytes_per_pixel(generator, extra=(), device="cpu") -> float:
     return generator._unpaired_bytes_per_pixel
 
 
+def one_sample(extra) -> tuple:
+    """The extra inputs (the multi-domain model's labels) of a batch cut to its first sample: what the probes,
+    which run on one image, take."""
+    return tuple(e[:1] for e in extra)
+
+
 def attention_maps(generator, extra=(), device="cpu") -> int:
     """How many full-size attention maps the generator returns (Scheme II: n, Scheme I: 1, CycleGAN and U-GAT-IT:
-    0; U-GAT-IT's heatmap is at 1/4 of the size): seen in the pass of :func:`bytes_per_pixel`."""
-    bytes_per_pixel(generator, extra, device)
+    0; U-GAT-IT's heatmap is at 1/4 of the size): seen in the pass of :func:`bytes_per_pixel`. ``extra``: a
+    batch's or one sample's."""
+    bytes_per_pixel(generator, one_sample(extra), device)
     return generator._unpaired_attention_maps
 
 
@@ -199,7 +206,9 @@ def plan(generator, height: int, width: int, *, mode: str = "auto", budget: int 
          device="cpu") -> Plan:
     """The plan for ``batch`` height×width images: the one place that decides (Translator, evaluate and the demo
     come here). ``masks``: attention maps kept at full size; ``uint8``: outputs kept as uint8 (Translator) or as
-    float32 tensors (``run_any_size``); ``padded``: the input is copied to pad it to the stride."""
+    float32 tensors (``run_any_size``); ``padded``: the input is copied to pad it to the stride; ``extra``: the
+    batch's extra inputs (the probes take its first sample's)."""
+    extra = one_sample(extra)
     if mode not in MODES:
         raise ValueError(f"--tiling {mode!r}: choose one of {', '.join(MODES)}")
     if mode == "whole":
