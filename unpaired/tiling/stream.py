@@ -208,7 +208,7 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
         if not decoder:
             say(f"exact tiling: stage {stages}/{stages} (decoders)")
             features = files[0]
-            with _forward_replaced(encoder, lambda x: features.read(*(v // 4 for v in recording.box))):
+            with _forward_replaced(encoder, lambda x: features.read(*recording.box_in(4))):
                 return run_exact(generator, recording, grid(height, width, side - 2 * halo, halo), extra, canvas,
                                  exclude=encoder)
         say(f"exact tiling: stage {stage + 1}/{stages} (CAM attention)")
