@@ -66,8 +66,8 @@ def test_streamed_exact_tiling_equals_whole_image(family, monkeypatch):
     """The exact mode with the encoder streamed through files (stream.py): two residual blocks (a file written
     and read per block), each stage over several tiles (decoders 3 × 3), a batch of 2 (the float path); equal
     within 1e-4, the encoder's own forward back afterwards, with the blocks (U-GAT-IT light: its decoder's AdaLIN
-    blocks too) streamed layer by layer or by run_exact's passes. A decoder, convolution or block halo short of its stage's reach breaks it (so the test
-    can fail)."""
+    blocks too) streamed layer by layer or by run_exact's passes. A stem, down-sampling, decoder, convolution or
+    block halo short of its stage's reach breaks it (so the test can fail)."""
     from unpaired.tiling import Plan, run_tiled, stream
 
     name, kwargs, one = FAMILIES[family]

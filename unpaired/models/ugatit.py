@@ -113,7 +113,7 @@ class EncoderResnetBlock(nn.Module):
 class AdaLINResnetBlock(nn.Module):
     """x + [conv3, AdaLIN(gamma, beta), ReLU, conv3, AdaLIN(gamma, beta)](x); both norms share gamma, beta."""
 
-    by_layers = True  # x + norm2(conv2(relu(norm1(conv1(x), γ, β))), γ, β), 3×3: tiled inference streams it by layers
+    by_layers = True  # x + norm2(conv2(relu(norm1(conv1(x), γ, β))), γ, β), 3×3: tiled inference streams it
 
     def __init__(self, dim: int, tf: bool = False):
         super().__init__()

@@ -6,10 +6,11 @@ and global max per channel) and the light model's gamma/beta MLP input (global a
 place is a *site*. Inside ``GlobalStatistics(generator)`` every site can:
 
 * collect: add the statistics of the current tile's core region to its running totals (count, mean and sum of
-  squared deviations per channel in float64, combined as Chan et al.'s parallel variance; and the maximum);
+  squared deviations per channel in float64, combined as Chan et al.'s parallel variance; and, for the CAM
+  pool, the maximum);
 * be frozen: compute with given statistics (those of the whole image) instead of the tile's own;
-* stop the forward pass right after it ran (``StopForward``), so a pass that only collects one site costs only
-  the layers up to it.
+* stop the forward pass once it has collected (``StopForward``), so a pass that only collects one site costs only
+  the layers before it.
 
 The switch replaces one attribute of each site's module for the duration of the ``with`` block and restores it
 afterwards: ``forward`` of ``nn.InstanceNorm2d``, ``statistics`` of LIN/AdaLIN, ``pool`` of the CAM head and
@@ -237,7 +238,7 @@ class GlobalStatistics:
         return [s for s in self.sites if s.stats is None]
 
     def collect(self, sites, stop: bool = False) -> None:
-        """``sites`` start collecting (each stops the pass after it has run when ``stop``)."""
+        """``sites`` start collecting (each stops the pass once it has collected, when ``stop``)."""
         for site in sites:
             site.totals, site.stop = Totals(site.maxima), stop
 

@@ -191,7 +191,8 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
         _stem(encoder, _EncoderInput(source, generator, extra), height, width, side, files[0], scratch)
         # a block holds ~4 tensors of 4·ngf channels per encoder px: a third of the side keeps under the plan's bytes
         block_side = max(16, side // 3)
-        tiles, cores = (grid(h, w, block_side - 2 * CONV_HALO, CONV_HALO, stride=1), grid(h, w, block_side, 0, stride=1))
+        tiles = grid(h, w, block_side - 2 * CONV_HALO, CONV_HALO, stride=1)
+        cores = grid(h, w, block_side, 0, stride=1)
         stage = 1
         for i, block in enumerate(encoder.blocks):
             stage += 1
@@ -336,11 +337,13 @@ def _block_by_layers(block: nn.Module, inputs: FeatureFile, first: FeatureFile, 
         norm1.finish()
         norm2.totals = Totals()
         for tile in tiles:
-            _write_core(second, tile, block.conv2(torch.relu_(block.norm1(first.read(*tile.box), *norm_args))), norm2.totals)
+            normed = torch.relu_(block.norm1(first.read(*tile.box), *norm_args))
+            _write_core(second, tile, block.conv2(normed), norm2.totals)
         norm2.finish()
         for tile in cores:
             top, bottom, left, right = tile.core
-            first.write(top, left, inputs.read(top, bottom, left, right).add_(block.norm2(second.read(*tile.core), *norm_args)))
+            residual = block.norm2(second.read(*tile.core), *norm_args)
+            first.write(top, left, inputs.read(top, bottom, left, right).add_(residual))
 
 
 def _write_core(file: FeatureFile, tile: Tile, out: Tensor, totals: Totals) -> None:
