@@ -18,7 +18,6 @@ uint8 pixels, when the image is over the budget).
 
 from __future__ import annotations
 
-import glob
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,14 @@ from PIL import Image
 
 from . import host_memory, tiling
 from .data import target_label  # noqa: F401  (re-exported: the label of named target domains)
+from .image_inputs import ImageLike, Named, as_input, as_pixels, as_tensor, size_of
+from .image_inputs import expand_inputs  # noqa: F401  (re-exported: the CLI's input patterns)
 from .models.base import DIRECTIONS, MULTI, GeneratorOutput, InputSize, normalise_heatmap
 from .nn.lean import lean_inference
 from .runfolder import (ModelCard, generators_checkpoint, generators_from_training_state, latest_checkpoint,
                         load_generator)
 from .visualize import unit_range
 
-ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
 
 
 @dataclass
@@ -205,14 +205,14 @@ class Translator:
         key, label = self._resolve(direction, target)
         generator, rule = self.generators[key], self.cards[key].input_size
         if names is not None:
-            images = [_Named(im, name) for im, name in zip(images, names)]
-        inputs, sources = zip(*[_as_input(im) for im in images]) if images else ((), ())
+            images = [Named(im, name) for im, name in zip(images, names)]
+        inputs, sources = zip(*[as_input(im) for im in images]) if images else ((), ())
         results: List[Optional[Translation]] = [None] * len(inputs)
         groups: Dict[Tuple[int, int], List[int]] = {}
         extra = () if label is None else (label.to(self.device),)
         with lean_inference(generator):  # norms and ReLUs in place, channels-last convs (nn/lean.py)
             for i, x in enumerate(inputs):
-                size = _size_of(x)
+                size = size_of(x)
                 chosen = self._plan(generator, rule, size, extra, attention)
                 if chosen is None:
                     groups.setdefault(size, []).append(i)
@@ -220,7 +220,7 @@ class Translator:
                 if self.progress:
                     self.progress(f"{sources[i] or 'image'}: {chosen.describe(size[1], size[0])}")
                 with _reported(on_error, i):
-                    pixels = _pixels(x)
+                    pixels = as_pixels(x)
                     if rule.fixed:
                         image, masks, fg = tiling.translate_resized(generator, pixels, rule.fixed, extra)
                     else:
@@ -246,7 +246,7 @@ class Translator:
 
     def _translate_whole(self, generator, rule: InputSize, inputs, label, size, sources, places, results) -> None:
         """Images of one size as one batch, whole-image inference, into ``results`` at ``places``."""
-        batch = torch.stack([_tensor(x) for x in inputs]).to(self.device)
+        batch = torch.stack([as_tensor(x) for x in inputs]).to(self.device)
         labels = None if label is None else label.to(self.device).expand(len(inputs), -1)
         out = run_any_size(generator, batch, labels, size=rule)
         for j, i in enumerate(places):
@@ -273,7 +273,7 @@ class Translator:
         paths = list(paths)
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            yield from self.translate_batch([_Named(load_rgb(p), str(p)) for p in chunk], direction, target=target)
+            yield from self.translate_batch([Named(load_rgb(p), str(p)) for p in chunk], direction, target=target)
 
 
 def load_model(source: Union[str, Path], direction: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
@@ -348,78 +348,6 @@ def _to_translation(out: GeneratorOutput, j: int, size, source) -> Translation:
     return Translation(image=image, masks=masks, attention=attention, source=source)
 
 
-class _Named:
-    def __init__(self, image, name):
-        self.image, self.name = image, name
-
-
-def _as_input(image) -> Tuple[Union[np.ndarray, torch.Tensor], Optional[str]]:
-    """PIL image, H×W×3 uint8 array, 3×H×W tensor in [-1, 1], or a path -> (H×W×3 uint8 array or the tensor,
-    name). Pixels stay uint8 until the plan is known: a float copy of an 8000×8000 image is 768 MB."""
-    from .data import load_rgb
-
-    name = None
-    if isinstance(image, _Named):
-        image, name = image.image, image.name
-    if isinstance(image, (str, Path)):
-        name, image = str(image), load_rgb(image)
-    if isinstance(image, Image.Image):  # (convert copies even an RGB image: 4 B/px, 256 MB at 8000²)
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB")), name
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.stack([image] * 3, axis=-1)
-        if image.dtype != np.uint8:
-            raise TypeError("numpy images must be H×W×3 uint8")
-        return image[..., :3], name
-    if torch.is_tensor(image):
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise TypeError(f"tensor images must be 3×H×W in [-1, 1], got shape {tuple(image.shape)}")
-        return image.float(), name
-    raise TypeError(f"cannot translate a {type(image).__name__}")
-
-
-def _size_of(x) -> Tuple[int, int]:
-    return tuple(x.shape[-2:]) if torch.is_tensor(x) else tuple(x.shape[:2])
-
-
-def _tensor(x) -> torch.Tensor:
-    from .data import to_tensor
-
-    return x if torch.is_tensor(x) else to_tensor(Image.fromarray(np.ascontiguousarray(x)))
-
-
-def _pixels(x) -> np.ndarray:
-    """A tensor in [-1, 1] as H×W×3 uint8 (``data.to_pil``'s rounding); arrays as they are."""
-    from .data import to_pil
-
-    return np.asarray(to_pil(x)) if torch.is_tensor(x) else x
-
-
 def _tileable(generator) -> bool:
     """Tiling switches the generator's own layers: a torch module with parameters, not an exported ONNX session."""
     return any(True for _ in generator.parameters())
-
-
-def expand_inputs(patterns: Sequence[str]) -> List[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths, in the order given."""
-    from .data import IMAGE_EXTENSIONS, list_images
-
-    out: List[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            found = list_images(path)  # with the links that lead nowhere (or in a loop): named when read
-            found = sorted(found + [p for p in path.iterdir() if p.is_symlink() and not p.exists()
-                                    and p.suffix.lower() in IMAGE_EXTENSIONS], key=lambda p: p.name)
-            if not found:
-                raise FileNotFoundError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-            out += found
-        elif path.is_file() or path.is_symlink():  # a broken link or a loop: load_rgb names it
-            out.append(path)
-        else:
-            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-            matches = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-            if not matches:
-                raise FileNotFoundError(f"--input {pattern}: no such file or folder, and no image matches it")
-            out += matches
-    return out

@@ -70,7 +70,8 @@ def cmd_train(args) -> int:
 def cmd_translate(args) -> int:
     """Translate every readable input; each one that cannot be read or translated gets one line (its path and
     why) and the exit status 1. Outputs are written atomically: nothing half-written is left behind."""
-    from ..inference import Translator, expand_inputs
+    from ..image_inputs import expand_inputs
+    from ..inference import Translator
 
     paths = expand_inputs(args.input)
     stems = {}

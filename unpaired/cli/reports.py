@@ -39,7 +39,8 @@ def cmd_compare(args) -> int:
     from types import SimpleNamespace
 
     from ..data import check_files
-    from ..inference import Translator, expand_inputs
+    from ..image_inputs import expand_inputs
+    from ..inference import Translator
     from ..visualize import comparison
 
     paths = expand_inputs(args.input)[: args.max_rows]
