@@ -39,7 +39,6 @@ from .runfolder import (ModelCard, generators_checkpoint, generators_from_traini
 from .visualize import unit_range
 
 
-
 @dataclass
 class Translation:
     """One translated image. ``masks``: K×H×W float32 in [0, 1] (AttentionGAN; last = background in
@@ -230,8 +229,7 @@ class Translator:
                     results[i] = Translation(image=image, masks=masks, attention=fg, source=sources[i], tiled=True)
             for size, idx in groups.items():
                 try:
-                    self._translate_whole(generator, rule, [inputs[i] for i in idx], label, size,
-                                          [sources[i] for i in idx], idx, results)
+                    self._translate_whole(generator, rule, label, size, inputs, sources, idx, results)
                 except _TRANSLATION_ERRORS as error:
                     if on_error is None:
                         raise
@@ -240,17 +238,17 @@ class Translator:
                         continue
                     for i in idx:  # find the one that fails, keep the others
                         with _reported(on_error, i):
-                            self._translate_whole(generator, rule, [inputs[i]], label, size, [sources[i]], [i],
-                                                  results)
+                            self._translate_whole(generator, rule, label, size, inputs, sources, [i], results)
         return results
 
-    def _translate_whole(self, generator, rule: InputSize, inputs, label, size, sources, places, results) -> None:
-        """Images of one size as one batch, whole-image inference, into ``results`` at ``places``."""
-        batch = torch.stack([as_tensor(x) for x in inputs]).to(self.device)
-        labels = None if label is None else label.to(self.device).expand(len(inputs), -1)
+    def _translate_whole(self, generator, rule: InputSize, label, size, inputs, sources, idx, results) -> None:
+        """``inputs[i]`` for i in ``idx`` (all of one size) as one batch, whole-image inference, into
+        ``results[i]``."""
+        batch = torch.stack([as_tensor(inputs[i]) for i in idx]).to(self.device)
+        labels = None if label is None else label.to(self.device).expand(len(idx), -1)
         out = run_any_size(generator, batch, labels, size=rule)
-        for j, i in enumerate(places):
-            results[i] = _to_translation(out, j, size, sources[j])
+        for j, i in enumerate(idx):
+            results[i] = _to_translation(out, j, size, sources[i])
 
     def _plan(self, generator, rule: InputSize, size: Tuple[int, int], extra, attention: bool) -> Optional[tiling.Plan]:
         """None: whole-image inference; else how to tile (or, for a fixed-size generator, resize with PIL)."""
