@@ -94,7 +94,7 @@ def test_evaluate_cli_smoke(tmp_path):
     assert [r["direction"] for r in rows] == ["AtoB", "BtoA"]
     for r in rows:
         assert r["n_source"] == 6 and r["step"] == 1 and r["fid"] >= 0 and "kid_std_x100" in r
-        assert 0 <= r["background_ssim"] <= 1 and "target_psnr" in r
+        assert 0 <= r["background_ssim"] <= 1 and "target_psnr" in r and 0 <= r["inside_share"] <= 1
     assert json.loads((tmp_path / "r.json").read_text())[0]["direction"] == "AtoB"
     extractor = tmp_path / "extractor.safetensors"
     unpaired("extractor", "train", "--data", data, "--out", extractor, "--size", 32, "--epochs", 1, "--batch-size", 4)
@@ -174,6 +174,12 @@ def test_region_scores_see_change_outside_and_inside():
     everywhere = region_scores(x, -x, region)
     assert everywhere["outside_psnr"] < 20 and everywhere["outside_change"] == pytest.approx(
         float(((x - (-x)).abs() / 2).mean(dim=1)[..., region[0, 0] == 0].mean()), rel=1e-5)
+    # the share of all change inside: 1 when only the region changes; about its area (32 / 256) when all of it does
+    assert kept["inside_share"] == pytest.approx(1.0) and 0.05 < everywhere["inside_share"] < 0.25
+    assert "attention_inside" not in kept  # no masks given
+    on_region = region_scores(x, inside_only, region, foreground=region.expand(3, -1, -1, -1))
+    spread = region_scores(x, inside_only, region, foreground=torch.full((3, 1, 16, 16), 0.5))
+    assert on_region["attention_inside"] == pytest.approx(1.0) and spread["attention_inside"] == pytest.approx(32 / 256)
 
 
 def test_face_region_finds_dark_eyes_and_the_mouth_that_differs(tmp_path):

@@ -101,7 +101,8 @@ def evaluate(translator, data: Path, *, split: str = "test", directions: Sequenc
         out = translate_tensors(generator, sources, batch_size, device, size=rule)
         row: Dict[str, object] = {"direction": direction, "split": split, "n_source": len(sources),
                                   "n_real": len(reals), "size": size}
-        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources))
+        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources,
+                         out["foreground"]))
         if "masks" in metrics:
             from .masks import mask_scores
 
@@ -139,16 +140,18 @@ def _evaluate_targets(translator, data: Path, split: str, metrics, scoring: dict
                                 size=rule)
         row: Dict[str, object] = {"direction": f"to {target}", "target": target, "split": split,
                                   "n_source": len(sources), "n_real": len(reals), "size": size}
-        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources))
+        row.update(score(out["image"], reals, real_paths, size, target, metrics, scoring, sources,
+                         out["foreground"]))
         row["seconds"] = round(time.time() - started, 2)
         results.append(row)
     return results
 
 
 def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: str, metrics, scoring: dict,
-          sources: Optional[torch.Tensor] = None) -> dict:
+          sources: Optional[torch.Tensor] = None, foreground: Optional[torch.Tensor] = None) -> dict:
     """FID/KID (real features cached under the files, size and extractor), domain accuracy of ``fakes`` and,
-    with ``sources``, the change outside ``scoring["region"]``."""
+    with ``sources``, the change outside ``scoring["region"]`` (and, with the predicted ``foreground``, how much
+    of it lies inside)."""
     from .fidelity import cache_name, fidelity_scores, to_uint8
 
     row: Dict[str, object] = {}
@@ -165,14 +168,15 @@ def score(fakes: torch.Tensor, reals: torch.Tensor, real_paths, size, target: st
         from .masks import region_scores
 
         region = F.interpolate(scoring["region"], size=sources.shape[-2:], mode="nearest")
-        row.update(region_scores(sources, fakes, region), region=str(scoring["region_file"]))
+        row.update(region_scores(sources, fakes, region, foreground), region=str(scoring["region_file"]))
     return row
 
 
 def format_table(results: List[Dict[str, object]]) -> str:
     columns = ["direction", "n_source", "n_real", "fid", "kid_x100", "kid_std_x100", "accuracy", "background_psnr",
                "far_background_psnr", "background_ssim", "foreground_change", "attention_iou", "target_psnr",
-               "success", "outside_psnr", "outside_ssim", "outside_change", "inside_change", "seconds"]
+               "success", "outside_psnr", "outside_ssim", "outside_change", "inside_change", "inside_share",
+               "attention_inside", "seconds"]
     columns = [c for c in columns if any(c in r for r in results)]
 
     def fmt(v):

@@ -123,13 +123,28 @@ def load_region(path, size=None) -> Tensor:
     return region
 
 
-def region_scores(inputs: Tensor, outputs: Tensor, region: Tensor) -> Dict[str, float]:
+def region_scores(inputs: Tensor, outputs: Tensor, region: Tensor,
+                  foreground: Optional[Tensor] = None) -> Dict[str, float]:
     """How much a translation changes outside a fixed ``region`` (1×1×H×W, 1 = may change, e.g. eyes and mouth
     of aligned faces) and inside it: ``outside_psnr`` / ``outside_ssim`` (input vs translation; higher = kept),
-    ``outside_change`` / ``inside_change`` (mean |translation − input| in [0, 1] units)."""
+    ``outside_change`` / ``inside_change`` (mean |translation − input| in [0, 1] units), ``inside_share`` (the
+    share of all the change, summed over the images, that lies inside the region: > 0.5 = most of it); with the
+    predicted ``foreground`` (N×1×H×W attention), ``attention_inside``: the share of its mass inside the region
+    (where the masks sit; the region's own area share is what masks spread evenly would score)."""
     scores = mask_scores(inputs, outputs, region.expand(len(inputs), -1, -1, -1))
-    keep = 1.0 - region.float()
+    inside = region.float()
+    keep = 1.0 - inside
     change = (_unit(outputs) - _unit(inputs)).abs().mean(dim=1, keepdim=True)
-    return {"outside_psnr": scores["background_psnr"], "outside_ssim": scores["background_ssim"],
-            "outside_change": float(((change * keep).sum(dim=(1, 2, 3)) / keep.sum()).mean()),
-            "inside_change": scores["foreground_change"]}
+    row = {"outside_psnr": scores["background_psnr"], "outside_ssim": scores["background_ssim"],
+           "outside_change": float(((change * keep).sum(dim=(1, 2, 3)) / keep.sum()).mean()),
+           "inside_change": scores["foreground_change"],
+           "inside_share": _share_inside(change, inside)}
+    if foreground is not None:
+        row["attention_inside"] = _share_inside(foreground.float(), inside)
+    return row
+
+
+def _share_inside(values: Tensor, inside: Tensor) -> float:
+    """Σ values·inside / Σ values over every image and pixel (0 where there is nothing: no change, no mask)."""
+    total = float(values.sum())
+    return float((values * inside).sum()) / total if total > 0 else 0.0
