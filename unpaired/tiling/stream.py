@@ -93,7 +93,7 @@ def decoder_halo(generator: nn.Module, extra=(), device="cpu") -> int:
         stage, exclude, replaced = _Tail(generator, rest, lambda: held[0]), None, nullcontext()
     else:
         stage, c, scale, exclude = generator, channels(generator), 4, generator.encoder
-        replaced = _forward_replaced(generator.encoder, lambda x: held[0])
+        replaced = _replaced(generator.encoder, lambda x: held[0])
     size = 16  # feature px
     with replaced:
         while True:
@@ -117,11 +117,11 @@ def decoder_halo(generator: nn.Module, extra=(), device="cpu") -> int:
 
 
 @contextmanager
-def _forward_replaced(module: nn.Module, forward, attr: str = "forward"):
-    """``module.forward`` (``attr``) is ``forward`` inside the block; afterwards what it was (lean_inference's, or
-    the class's)."""
+def _replaced(module: nn.Module, method, attr: str = "forward"):
+    """``module.<attr>`` (its forward unless named) is ``method`` inside the block; afterwards what it was
+    (lean_inference's, or the class's)."""
     previous = module.__dict__.get(attr)
-    setattr(module, attr, forward)
+    setattr(module, attr, method)
     try:
         yield
     finally:
@@ -209,7 +209,7 @@ def run_streamed(generator: nn.Module, source, height: int, width: int, core: in
         if not decoder:
             say(f"exact tiling: stage {stages}/{stages} (decoders)")
             features = files[0]
-            with _forward_replaced(encoder, lambda x: features.read(*recording.box_in(4))):
+            with _replaced(encoder, lambda x: features.read(*recording.box_in(4))):
                 return run_exact(generator, recording, grid(height, width, side - 2 * halo, halo), extra, canvas,
                                  exclude=encoder)
         say(f"exact tiling: stage {stage + 1}/{stages} (CAM attention)")
@@ -292,7 +292,7 @@ class _Tail(nn.Module):
 
     def forward(self, x: Tensor) -> GeneratorOutput:
         generator = self.generator[0]
-        with _forward_replaced(generator.upsample, lambda y: self.rest(y)):  # a Module would be registered
+        with _replaced(generator.upsample, lambda y: self.rest(y)):  # a Module would be registered
             return GeneratorOutput(image=generator.to_image(self.features()), heatmap=self.heatmap())
 
 
@@ -309,7 +309,7 @@ def _attended(generator: nn.Module, inputs: FeatureFile, out: FeatureFile, heatm
         heatmap[..., top:bottom, left:right] = heat.float().cpu()
     weight = next(generator.parameters())
     mean = totals.mean.to(weight.device, weight.dtype)
-    with _forward_replaced(generator, lambda attended: mean, attr="pool_features"):
+    with _replaced(generator, lambda attended: mean, attr="pool_features"):
         return generator.style(None)  # light: the MLP on the global average, which pool_features now gives
 
 
