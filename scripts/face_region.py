@@ -1,8 +1,10 @@
 """Write the eyes + mouth region of an aligned face dataset, for ``unpaired evaluate --metrics region``.
 
     python scripts/face_region.py --data ../shared/data/faces-expressions --out runs/face-region.png
+    python scripts/face_region.py --data ../shared/data/faces-expressions --part face --out runs/face-oval.png
 
-Writes the mask (white = eyes, brows and mouth: the part an expression may change) at ``--size`` pixels and,
+Writes the mask (white = eyes, brows and mouth: the part an expression may change; with ``--part face`` the whole
+face, forehead to chin: "do the masks stay on the face?") at ``--size`` pixels and,
 next to it, ``<out>-overlay.png``: the mean training face with the region outlined, to check it by eye.
 How the region is found: unpaired/metrics/face_region.py.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unpaired.metrics.face_region import face_region
+from unpaired.metrics.face_region import PARTS, face_region
 
 
 def main(argv=None) -> int:
@@ -23,9 +25,11 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, help="trainA/ trainB/, or train/<domain>/ folders of aligned faces")
     ap.add_argument("--out", required=True, help="the mask .png to write")
     ap.add_argument("--size", type=int, default=64, help="mask size in pixels (evaluate resizes it to the images)")
+    ap.add_argument("--part", choices=PARTS, default="expression",
+                    help="expression: eyes, brows and mouth (default); face: the whole face oval")
     args = ap.parse_args(argv)
 
-    mask, points, mean_face = face_region(Path(args.data), args.size)
+    mask, points, mean_face = face_region(Path(args.data), args.size, part=args.part)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray((mask.numpy() * 255).astype(np.uint8)).save(out)

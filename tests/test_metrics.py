@@ -218,3 +218,21 @@ def test_face_region_finds_dark_eyes_and_the_mouth_that_differs(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.png.*not a readable mask"):
         load_region(tmp_path / "broken.png")
+
+
+def test_face_oval_holds_eyes_and_mouth_and_leaves_the_corners():
+    """The whole-face region ("masks stay on the face"): forehead to chin around the landmarks, not the corners."""
+    from unpaired.metrics.face_region import face_oval, face_region
+
+    points = {"left_eye": (0.375, 0.33), "right_eye": (0.375, 0.67), "mouth": (0.8, 0.5)}
+    oval = face_oval(points, 64)
+    eyes_and_mouth = [(24, 21), (24, 43), (51, 32)]
+    assert all(oval[r, c] == 1 for r, c in eyes_and_mouth)
+    assert oval[0, 0] == oval[0, 63] == oval[63, 0] == oval[63, 63] == 0
+    assert oval[32, 2] == oval[32, 61] == 0          # beyond the cheeks: 1.2 eye distances from the centre line
+    assert oval[32, 8] == oval[32, 55] == 1
+    assert 0.5 < float(oval.mean()) < 0.75            # a face crop: most of the image, not all of it
+    wider = face_oval({**points, "left_eye": (0.375, 0.25), "right_eye": (0.375, 0.75)}, 64)
+    assert wider.sum() > oval.sum()                   # scales with the face
+    with pytest.raises(ValueError, match="part must be one of"):
+        face_region("unused", part="cheeks")

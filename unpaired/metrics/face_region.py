@@ -21,6 +21,11 @@ import torch.nn.functional as F
 EYE_AXES = (0.12, 0.15)    # (vertical, horizontal) semi-axes of an eye + brow ellipse, fractions of H, W
 EYE_LIFT = 0.04            # the ellipse centre sits this far (fraction of H) above the eye, towards the brow
 MOUTH_AXES = (0.14, 0.24)  # semi-axes of the mouth ellipse
+# The whole face ("do the masks stay on the face?"): one ellipse from the same three points, in face units.
+FACE_HALF_WIDTH = 1.2      # horizontal semi-axis, in eye-to-eye distances (cheek to cheek)
+FACE_ABOVE_EYES = 0.9      # top (forehead) above the eyes, in eye-to-mouth distances
+FACE_BELOW_MOUTH = 0.5     # bottom (chin) below the mouth, in eye-to-mouth distances
+PARTS = ("expression", "face")
 
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
@@ -61,13 +66,29 @@ def region_mask(points: Dict[str, Tuple[float, float]], size: int) -> torch.Tens
     return mask.float()
 
 
-def face_region(data: Path, size: int = 64, split: str = "train") -> Tuple[torch.Tensor, Dict, torch.Tensor]:
+def face_oval(points: Dict[str, Tuple[float, float]], size: int) -> torch.Tensor:
+    """H×W mask in {0, 1}: 1 inside the face ellipse (forehead to chin, cheek to cheek) around the landmarks."""
+    (le_r, le_c), (re_r, re_c), (m_r, m_c) = points["left_eye"], points["right_eye"], points["mouth"]
+    eyes_r, eyes_c = (le_r + re_r) / 2, (le_c + re_c) / 2
+    eye_to_mouth, eye_to_eye = m_r - eyes_r, abs(re_c - le_c)
+    top, bottom = eyes_r - FACE_ABOVE_EYES * eye_to_mouth, m_r + FACE_BELOW_MOUTH * eye_to_mouth
+    yy, xx = torch.meshgrid((torch.arange(size) + 0.5) / size, (torch.arange(size) + 0.5) / size, indexing="ij")
+    ay, ax = (bottom - top) / 2, FACE_HALF_WIDTH * eye_to_eye
+    return ((((yy - (top + bottom) / 2) / ay) ** 2 + ((xx - (eyes_c + m_c) / 2) / ax) ** 2) <= 1).float()
+
+
+def face_region(data: Path, size: int = 64, split: str = "train",
+                part: str = "expression") -> Tuple[torch.Tensor, Dict, torch.Tensor]:
     """(mask H×W, landmarks, mean face H×W in [-1, 1]) from the ``split`` images of a two- or multi-domain
-    dataset, at ``size`` pixels."""
+    dataset, at ``size`` pixels. ``part``: "expression" (eyes, brows and mouth: :func:`region_mask`) or "face"
+    (the whole face: :func:`face_oval`)."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     from .evaluate import load_split
     from .extractor import dataset_classes
 
     images = {name: load_split(folder, size)[1] for name, folder in dataset_classes(Path(data), split)}
     points = landmarks(images)
     mean_face = torch.cat([x.mean(dim=1) for x in images.values()]).mean(dim=0)
-    return region_mask(points, size), points, mean_face
+    mask = region_mask(points, size) if part == "expression" else face_oval(points, size)
+    return mask, points, mean_face
