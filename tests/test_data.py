@@ -243,6 +243,23 @@ def test_train_transform_shape_range_and_determinism():
     assert TestTransform(24, "bilinear")(img).shape == (3, 24, 24)
 
 
+def test_vertical_flip_switch_flips_half_the_crops_and_draws_nothing_when_off():
+    """data.vflip: the same crop as without it, upside down on some draws (never mirrored otherwise)."""
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    plain, upside = TrainTransform(40, 32, flip=False), TrainTransform(40, 32, flip=False, vflip=True)
+    flipped = 0
+    for seed in range(12):
+        base = plain(img, torch.Generator().manual_seed(seed))
+        out = upside(img, torch.Generator().manual_seed(seed))
+        assert torch.equal(out, base) or torch.equal(out, base.flip(1))
+        flipped += int(not torch.equal(out, base))
+    assert 2 <= flipped <= 10                     # p = 0.5 over 12 draws (seeded: the same count every run)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    TrainTransform(40, 32, vflip=False)(img, g1)
+    TrainTransform(40, 32)(img, g2)
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
 def test_to_tensor_and_to_pil():
     img = Image.new("RGB", (3, 2), (255, 0, 128))
     t = to_tensor(img)

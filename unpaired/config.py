@@ -32,6 +32,7 @@ class DataConfig:
     load_size: int = 286  # images are resized to load_size × load_size ...
     crop_size: int = 256  # ... then randomly cropped to crop_size (the network's training size)
     flip: bool = True  # random horizontal flip
+    vflip: bool = False  # ours: random vertical flip too, for data without an up and down (docs/attention.md)
     resize: Literal["bicubic", "bilinear", "nearest", "lanczos"] = "bicubic"
     skip_bad_files: bool = False  # exclude unreadable images (with a warning) instead of failing
     num_workers: int = 2  # loader worker processes (persistent between steps); 0 = load in the training process

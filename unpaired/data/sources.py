@@ -69,7 +69,7 @@ def train_dataset(cfg) -> Dataset:
     if not d.root:
         layout = "train/<domain>/ folders" if kind == "multidomain" else "trainA/ and trainB/"
         raise ValueError(f"no training data: pass --data DIR (a folder with {layout}) or set data.root")
-    transform = TrainTransform(d.load_size, d.crop_size, d.flip, d.resize)
+    transform = TrainTransform(d.load_size, d.crop_size, d.flip, d.resize, vflip=d.vflip)
     if kind == "unpaired":
         from .folders import UnpairedFolders
 

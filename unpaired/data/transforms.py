@@ -61,8 +61,10 @@ class TrainTransform:
 
     ``__call__(img, generator)``: resize to ``load_size x load_size`` with the PIL filter
     ``resize``, crop a random ``crop_size`` square, flip horizontally with p = 0.5 (only when
-    ``flip`` is true), convert with :func:`to_tensor`. Random draws, in this order: crop x
-    offset, crop y offset (``torch.randint``), then the flip coin (``torch.rand``) if ``flip``.
+    ``flip`` is true) and, with ``vflip`` (ours; off in every official code), vertically with p = 0.5,
+    convert with :func:`to_tensor`. Random draws, in this order: crop x offset, crop y offset
+    (``torch.randint``), then the flip coin (``torch.rand``) if ``flip``, then the vertical flip coin if
+    ``vflip`` (so ``vflip`` off draws exactly what it did before the switch existed).
     The output depends only on the image and the generator state.
     """
 
@@ -70,6 +72,7 @@ class TrainTransform:
     crop_size: int
     flip: bool = True
     resize: str = "bicubic"
+    vflip: bool = False
 
     def __post_init__(self) -> None:
         if self.crop_size < 1 or self.load_size < self.crop_size:
@@ -89,6 +92,8 @@ class TrainTransform:
         img = img.crop((x, y, x + self.crop_size, y + self.crop_size))
         if self.flip and float(torch.rand(1, generator=generator)) < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if self.vflip and float(torch.rand(1, generator=generator)) < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
         return to_tensor(img)
 
 
