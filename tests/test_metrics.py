@@ -236,3 +236,28 @@ def test_face_oval_holds_eyes_and_mouth_and_leaves_the_corners():
     assert wider.sum() > oval.sum()                   # scales with the face
     with pytest.raises(ValueError, match="part must be one of"):
         face_region("unused", part="cheeks")
+
+
+def test_mask_offset_benchmark_finds_a_mask_one_pixel_up():
+    """benchmarks/mask_offset.py: a mask drawn one pixel above its object is found by its best move and the
+    bright band above; the translation's error next to the object is all in that band."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mask_offset.py"
+    spec = importlib.util.spec_from_file_location("mask_offset", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    truth = np.zeros((16, 16), bool)
+    truth[5:10, 4:12] = True
+    assert mod._moved(truth, -1, 0)[4:9, 4:12].all() and not mod._moved(truth, -1, 0)[9].any()
+    assert not mod._moved(truth, 0, 20).any()                                # no wrap-around
+    attention = mod._moved(truth, -1, 0).astype(np.float32)
+    image = np.full((16, 16, 3), 100, np.uint8)
+    translated = image.copy()
+    translated[attention > 0.5] = 200                                        # content wherever the mask is
+    moves = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    row = mod.summary("AtoB", mod.image_sums(image, translated, attention, truth, moves), moves)
+    assert row["best_move"] == (-1, 0) and row["best_iou"] == 1.0 and row["iou"] == pytest.approx(32 / 48)
+    assert row["attention_above"] == 1.0 and row["attention_below"] == 0.0
+    assert row["band_error_share"] == pytest.approx(1.0)
