@@ -260,6 +260,24 @@ def test_vertical_flip_switch_flips_half_the_crops_and_draws_nothing_when_off():
     assert torch.equal(g1.get_state(), g2.get_state())
 
 
+
+def test_vflip_setting_reaches_the_training_images(tmp_path):
+    """--set data.vflip=true: the training dataset's samples are the same crops, some of them upside down."""
+    from unpaired.config import read_preset, resolve
+    from unpaired.data.sources import train_dataset
+
+    root = _make_dataset(tmp_path, n_A=2, n_B=2, size=(32, 32))
+    sets = ["data.load_size=32", "data.crop_size=32", "data.flip=false", f"data.root={root}"]
+    plain = train_dataset(resolve(read_preset("quick"), sets))
+    upside = train_dataset(resolve(read_preset("quick"), sets + ["data.vflip=true"]))
+    flipped = 0
+    for i in range(8):
+        a, b = plain[i]["A"], upside[i]["A"]
+        assert torch.equal(a, b) or torch.equal(b, a.flip(1))
+        flipped += int(not torch.equal(a, b))
+    assert flipped > 0
+
+
 def test_to_tensor_and_to_pil():
     img = Image.new("RGB", (3, 2), (255, 0, 128))
     t = to_tensor(img)
