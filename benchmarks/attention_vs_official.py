@@ -41,7 +41,7 @@ SCORES = ("background_psnr", "far_background_psnr", "background_ssim", "attentio
 
 
 def train_official(official: Path, data: Path, out: Path, seed: int, steps: int, ngf: int, ndf: int, batch: int,
-                   size: int) -> None:
+                   size: int, vflip: bool = False) -> None:
     import random
 
     import numpy as np
@@ -55,6 +55,8 @@ def train_official(official: Path, data: Path, out: Path, seed: int, steps: int,
                 "--display_id", "0", "--no_html", "--num_threads", "1", "--print_freq", str(10 ** 9),
                 "--save_latest_freq", str(10 ** 9), "--save_epoch_freq", str(10 ** 9)]
     _official_compat()
+    if vflip:
+        _official_vertical_flips()
     from data import create_dataset  # noqa: E402  (the user's clone)
     from models import create_model
     from options.train_options import TrainOptions
@@ -92,6 +94,23 @@ def _official_compat() -> None:
         original(self, size, interpolation, *args, **kwargs)
 
     T.Resize.__init__ = resize_init
+
+
+def _official_vertical_flips() -> None:
+    """``--official-vflip``: the official transform with a random vertical flip (p = 0.5) before ``ToTensor``, as
+    our ``data.vflip`` adds one after the horizontal flip: the official code given the same augmentation."""
+    import torchvision.transforms as T
+    from data import unaligned_dataset  # noqa: E402  (the user's clone)
+
+    original = unaligned_dataset.get_transform
+
+    def with_vertical_flip(*args, **kwargs):
+        composed = original(*args, **kwargs)
+        at = next(i for i, t in enumerate(composed.transforms) if isinstance(t, T.ToTensor))
+        composed.transforms.insert(at, T.RandomVerticalFlip())
+        return composed
+
+    unaligned_dataset.get_transform = with_vertical_flip
 
 
 DEFAULT_PRESET = "horse2zebra-attentiongan"  # Scheme II with the official v2 settings
@@ -153,7 +172,8 @@ def worker(args) -> int:
     out = Path(args.worker_dir)
     started = time.time()
     if args.worker == "official":
-        train_official(args.official, args.data, out, args.seed, args.steps, args.ngf, args.ndf, args.batch, args.size)
+        train_official(args.official, args.data, out, args.seed, args.steps, args.ngf, args.ndf, args.batch, args.size,
+                       args.official_vflip)
         from unpaired.compat import import_checkpoint
 
         files = [out / "run" / f"latest_net_{n}.pth" for n in ("G_A", "G_B")]
@@ -170,7 +190,8 @@ def worker(args) -> int:
                                 "size": args.size,
                                 "train_seconds": round(seconds, 1), "run": str(run), "data": str(args.data),
                                 "settings": ([f"preset={args.ours_preset}"] * (args.ours_preset != DEFAULT_PRESET)
-                                             + args.ours_set) if args.worker == "ours" else [],
+                                             + args.ours_set) if args.worker == "ours"
+                                else ["vflip"] * bool(args.official_vflip),
                                 **{k: row[k] for k in ("direction", *SCORES) if k in row}}) + "\n")
     return 0
 
@@ -249,6 +270,8 @@ def main() -> int:
     parser.add_argument("--label", default=None, help="name of our configuration in the table (default: ours)")
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="switches for ours")
     parser.add_argument("--ours-preset", default=DEFAULT_PRESET, help="the preset ours starts from")
+    parser.add_argument("--official-vflip", action="store_true",
+                        help="the official code with random vertical flips too (label official-vflip)")
     parser.add_argument("--report", action="store_true", help="only print the table of WORK/results.jsonl")
     parser.add_argument("--rescore", action="store_true", help="score every run of WORK/results.jsonl again")
     parser.add_argument("--markdown", action="store_true", help="print the table of WORK/results.jsonl as Markdown")
@@ -277,14 +300,15 @@ def main() -> int:
     jobs = []
     for seed in args.seeds:
         for impl in args.impl:
-            label = "official" if impl == "official" else args.label or impl
+            label = ("official-vflip" if args.official_vflip else "official") if impl == "official" else \
+                args.label or impl
             folder = args.out / f"{label}-{args.data.name}-seed{seed}"
             cmd = [sys.executable, __file__, "--worker", impl, "--worker-dir", str(folder), "--seed", str(seed),
                    "--results", str(results), "--out", str(args.out), "--data", str(args.data),
                    "--steps", str(args.steps), "--ngf", str(args.ngf), "--ndf", str(args.ndf),
                    "--batch", str(args.batch), "--size", str(args.size), "--label", label]
             if args.official:
-                cmd += ["--official", str(args.official)]
+                cmd += ["--official", str(args.official)] + ["--official-vflip"] * args.official_vflip
             cmd += [f"--ours-set={s}" for s in args.ours_set] + ["--ours-preset", args.ours_preset]
             jobs.append((folder, cmd))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
