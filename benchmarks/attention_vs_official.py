@@ -13,7 +13,8 @@ epoch-end ``update_learning_rate``, for exactly ``--steps`` iterations (``train.
 generators are seeded before the networks are built (the official code seeds nothing itself).
 Ours: the ``horse2zebra-attentiongan`` preset (``--ours-preset`` names another, e.g. ``attentiongan-s1`` for
 Scheme I with its own v1 losses) with the same sizes, batch, steps and seed (``--ours-set`` adds switches). Both at ``--size`` px with load size = crop size (no crop), flips on, one thread per run,
-``--jobs`` runs side by side.
+``--jobs`` runs side by side. ``--official-vflip`` adds a random vertical flip to the official transform (label
+``official-vflip``), the augmentation ``--ours-set data.vflip=true`` gives ours.
 
 Every run's generators are scored the same way: the official ones imported through ``unpaired import --format
 attentiongan``, then ``unpaired evaluate --metrics masks`` on the test split (background PSNR/SSIM, attention
