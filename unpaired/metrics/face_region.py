@@ -7,8 +7,9 @@ There are no landmarks in the face data, but the crops are aligned, so one regio
   zero mean and unit variance first, so lighting differences between domains do not count).
 The region is the union of one ellipse per eye (shifted up to take in the brow) and one around the mouth,
 sized as fractions of the image. :func:`face_oval` draws the whole face instead (forehead to chin, cheek to
-cheek, in eye-to-eye and eye-to-mouth distances), for "do the masks stay on the face?". ``unpaired evaluate --metrics region --region FILE`` then scores how much a
-translation changes outside it (background preservation) and inside it.
+cheek, in eye-to-eye and eye-to-mouth distances), for "do the masks stay on the face?".
+``unpaired evaluate --metrics region --region FILE`` then scores how much a translation changes outside the
+region (background preservation) and inside it.
 """
 
 from __future__ import annotations
