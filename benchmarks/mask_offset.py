@@ -44,13 +44,11 @@ def image_sums(image: np.ndarray, translated: np.ndarray, attention: np.ndarray,
     """One image's sums (``image``, ``translated``: H×W×3 uint8; ``attention``: H×W in [0, 1]; ``truth``: H×W
     bool): background error in the 1-px band and in all, attention and pixel counts per side, IoU terms per move."""
     error = (((translated.astype(np.float32) - image.astype(np.float32)) / 255) ** 2).mean(axis=-1)
-    grown = truth.copy()
-    for dy, dx in SIDES.values():
-        grown |= _moved(truth, dy, dx)
-    sums = {"band_error": float(error[grown & ~truth].sum()), "background_error": float(error[~truth].sum())}
-    for side, (dy, dx) in SIDES.items():
-        next_to = _moved(truth, dy, dx) & ~truth
-        sums[f"sum_{side}"], sums[f"n_{side}"] = float(attention[next_to].sum()), int(next_to.sum())
+    next_to = {side: _moved(truth, dy, dx) & ~truth for side, (dy, dx) in SIDES.items()}
+    band = np.logical_or.reduce(list(next_to.values()))
+    sums = {"band_error": float(error[band].sum()), "background_error": float(error[~truth].sum())}
+    for side, pixels in next_to.items():
+        sums[f"sum_{side}"], sums[f"n_{side}"] = float(attention[pixels].sum()), int(pixels.sum())
     predicted = attention > 0.5
     for dy, dx in moves:
         moved = _moved(truth, dy, dx)
@@ -98,6 +96,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--max-shift", type=int, default=2, help="largest move of the true masks tried, pixels")
     args = parser.parse_args()
+    if args.max_shift < 0:
+        parser.error(f"--max-shift must be >= 0, got {args.max_shift}")
     for row in offsets(args.run, args.data, args.max_shift):
         sides = ", ".join(f"{s} {row[f'attention_{s}']:.2f}" for s in SIDES)
         dy, dx = row["best_move"]
