@@ -69,6 +69,7 @@ def summary(direction: str, sums: dict, moves) -> dict:
 def offsets(run: Path, data: Path, max_shift: int = 2) -> list:
     from unpaired.data import list_images, load_rgb
     from unpaired.inference import Translator
+    from unpaired.metrics.masks import read_mask
 
     translator = Translator.load(run)
     moves = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
@@ -83,7 +84,7 @@ def offsets(run: Path, data: Path, max_shift: int = 2) -> list:
             if out.attention is None:
                 raise SystemExit(f"{run}: the {direction} generator returns no attention")
             attention = np.asarray(out.attention, dtype=np.float32) / (255 if out.tiled else 1)
-            truth = np.asarray(load_rgb(data / f"test{source}_masks" / path.name))[..., 0] > 127
+            truth = read_mask(data / f"test{source}_masks" / path.name).numpy() > 0.5
             for key, value in image_sums(np.asarray(image), np.asarray(out.image), attention, truth, moves).items():
                 total[key] = total.get(key, 0) + value
         rows.append(summary(direction, total, moves))

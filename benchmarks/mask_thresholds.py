@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def scores(run: Path, data: Path, thresholds) -> list:
     from unpaired.data import list_images, load_rgb
     from unpaired.inference import Translator
+    from unpaired.metrics.masks import read_mask
 
     translator = Translator.load(run)
     rows = []
@@ -35,7 +36,7 @@ def scores(run: Path, data: Path, thresholds) -> list:
             attention = translator.translate(load_rgb(path), direction=direction).attention
             if attention is None:
                 raise SystemExit(f"{run}: the {direction} generator returns no attention")
-            truth = np.asarray(load_rgb(data / f"test{source}_masks" / path.name))[..., 0] > 127
+            truth = read_mask(data / f"test{source}_masks" / path.name).numpy() > 0.5
             inside.append(float(attention[truth].mean()))
             outside.append(float(attention[~truth].mean()))
             for t in thresholds:

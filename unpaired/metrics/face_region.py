@@ -58,9 +58,15 @@ def landmarks(class_images: Dict[str, torch.Tensor]) -> Dict[str, Tuple[float, f
             "mouth": argbest(spread, (0.6, 0.95), (0.25, 0.75), largest=True)}
 
 
+def _pixel_centres(size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(rows, columns) of the size×size pixel centres, as fractions of the image."""
+    centres = (torch.arange(size) + 0.5) / size
+    return torch.meshgrid(centres, centres, indexing="ij")
+
+
 def region_mask(points: Dict[str, Tuple[float, float]], size: int) -> torch.Tensor:
     """H×W mask in {0, 1}: 1 inside the eye/brow and mouth ellipses."""
-    yy, xx = torch.meshgrid((torch.arange(size) + 0.5) / size, (torch.arange(size) + 0.5) / size, indexing="ij")
+    yy, xx = _pixel_centres(size)
     mask = torch.zeros(size, size, dtype=torch.bool)
     for name, (r, c) in points.items():
         (ay, ax), lift = (MOUTH_AXES, 0.0) if name == "mouth" else (EYE_AXES, EYE_LIFT)
@@ -74,7 +80,7 @@ def face_oval(points: Dict[str, Tuple[float, float]], size: int) -> torch.Tensor
     eyes_r, eyes_c = (le_r + re_r) / 2, (le_c + re_c) / 2
     eye_to_mouth, eye_to_eye = m_r - eyes_r, abs(re_c - le_c)
     top, bottom = eyes_r - FACE_ABOVE_EYES * eye_to_mouth, m_r + FACE_BELOW_MOUTH * eye_to_mouth
-    yy, xx = torch.meshgrid((torch.arange(size) + 0.5) / size, (torch.arange(size) + 0.5) / size, indexing="ij")
+    yy, xx = _pixel_centres(size)
     ay, ax = (bottom - top) / 2, FACE_HALF_WIDTH * eye_to_eye
     return ((((yy - (top + bottom) / 2) / ay) ** 2 + ((xx - (eyes_c + m_c) / 2) / ax) ** 2) <= 1).float()
 
